@@ -1,0 +1,115 @@
+"""Metadata that travels beside every model artifact (`model.onnx` -> `model.onnx.json`).
+
+Runtime code reads the network input size, normalisation and depth range from here instead of re-declaring
+them. Torch-free: ONNX Runtime and TensorRT deployments need only numpy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+METADATA_FORMAT = 'depth_estimation.artifact/1'
+PathLike = Union[str, Path]
+
+
+@dataclass(frozen=True)
+class ArtifactMetadata:
+    """What a runtime must know to feed an artifact and read its output."""
+
+    model_name: str
+    input_name: str  # (1, 3, input_height, input_width) float32, RGB normalised as (x / 255 - mean) / std
+    output_name: str  # (1, 1, input_height, input_width) float32 metres
+    input_height: int
+    input_width: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    min_depth: float  # metres; the model's output range
+    max_depth: float
+    model_config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ''
+    source: dict[str, Any] = field(default_factory=dict)  # what it was made from (checkpoint + sha256)
+    versions: dict[str, str] = field(default_factory=dict)  # library versions at export
+    extra: dict[str, Any] = field(default_factory=dict)  # exporter details: opset, parity report, ...
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.input_height, self.input_width)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data['format'] = METADATA_FORMAT
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArtifactMetadata:
+        data = dict(data)
+        version = data.pop('format', None)
+        if version != METADATA_FORMAT:
+            raise ValueError(f'metadata format {version!r} is not {METADATA_FORMAT!r}')
+        names = {f.name for f in fields(cls)}
+        missing = sorted(n for n in ('model_name', 'input_name', 'output_name', 'input_height',
+                                     'input_width', 'mean', 'std', 'min_depth', 'max_depth')
+                         if n not in data)
+        if missing:
+            raise ValueError(f'metadata lacks {missing}')
+        values = {k: v for k, v in data.items() if k in names}
+        values['mean'] = tuple(float(v) for v in values['mean'])
+        values['std'] = tuple(float(v) for v in values['std'])
+        return cls(**values)
+
+    @classmethod
+    def from_model_config(cls, config: Any, **kwargs: Any) -> ArtifactMetadata:
+        """Metadata of an artifact made from a `ZoeDepthConfig` (input 'image', output 'depth')."""
+        return cls(model_name=config.name, input_name=kwargs.pop('input_name', 'image'),
+                   output_name=kwargs.pop('output_name', 'depth'),
+                   input_height=config.input_height, input_width=config.input_width,
+                   mean=tuple(config.mean), std=tuple(config.std),
+                   min_depth=config.min_depth, max_depth=config.max_depth,
+                   model_config=config.to_dict(), config_hash=config.config_hash(), **kwargs)
+
+
+def metadata_path(artifact: PathLike) -> Path:
+    """The metadata file of an artifact: its full name plus `.json`."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + '.json')
+
+
+def write_metadata(artifact: PathLike, metadata: ArtifactMetadata) -> Path:
+    path = metadata_path(artifact)
+    path.write_text(json.dumps(metadata.to_dict(), indent=2, sort_keys=True) + '\n')
+    return path
+
+
+def read_metadata(artifact: PathLike) -> ArtifactMetadata:
+    """Read and validate the metadata beside an artifact, with an error that says what is wrong."""
+    path = metadata_path(artifact)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'no metadata beside {artifact}: expected {path}. Re-export the model with '
+            '`depth-estimation export`, which writes it.')
+    try:
+        return ArtifactMetadata.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f'invalid artifact metadata {path}: {error}') from error
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Installed versions of the named distributions (missing ones are left out)."""
+    from importlib import metadata as importlib_metadata
+
+    import depth_estimation
+
+    versions = {'depth_estimation': depth_estimation.__version__}
+    for name in names:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def optional_str(value: Optional[PathLike]) -> Optional[str]:
+    return None if value is None else str(value)

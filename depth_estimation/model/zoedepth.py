@@ -1,0 +1,145 @@
+"""ZoeDepth: relative-depth backbone + DPT neck + metric bins head, built on transformers' implementation.
+
+The backbone, neck, relative head and the metric head's layers are transformers' own modules
+(`ZoeDepthForDepthEstimation`), so their state-dict keys are the Hugging Face ones. Our code is the forward
+of the metric head, which returns the bin centres and bin probabilities beside the depth (transformers returns
+only the depth) and routes ZoeD_NK without a Python branch on a tensor value, so the model exports to ONNX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from depth_estimation.model.config import ZoeDepthConfig
+
+
+@dataclass
+class ZoeDepthOutput:
+    """Everything the model computes; `depth` is what `forward` returns."""
+
+    depth: torch.Tensor  # (B, 1, H, W) metres
+    bin_centers: torch.Tensor  # (B, n_bins, H, W) metres
+    probs: torch.Tensor  # (B, n_bins, H, W), sums to 1 over bins
+    relative_depth: torch.Tensor  # (B, H, W) the backbone's relative (inverse) depth
+    domain_logits: Optional[torch.Tensor] = None  # (B, n_heads) ZoeD_NK only
+
+
+class ZoeDepth(nn.Module):
+    """Metric depth model. `forward(image)`: normalised image (B, 3, H, W) -> depth in metres (B, 1, H, W).
+
+    H and W must be multiples of the backbone's patch size (16 for BEiT). The network input size and
+    normalisation the model was trained for are in `config` (`input_size`, `mean`, `std`).
+    """
+
+    def __init__(self, config: ZoeDepthConfig) -> None:
+        super().__init__()
+        from transformers import ZoeDepthForDepthEstimation
+
+        self.config = config
+        hf_model = ZoeDepthForDepthEstimation(config.to_transformers())
+        self.backbone = hf_model.backbone
+        self.neck = hf_model.neck
+        self.relative_head = hf_model.relative_head
+        self.metric_head = hf_model.metric_head
+        self.patch_size = config.backbone.patch_size
+        self.head_names = [b.name for b in config.bins]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.forward_outputs(image).depth
+
+    def forward_outputs(self, image: torch.Tensor) -> ZoeDepthOutput:
+        _, _, height, width = image.shape
+        if height % self.patch_size or width % self.patch_size:
+            raise ValueError(
+                f'input {height}x{width} is not a multiple of the patch size {self.patch_size}')
+        hidden_states = self.backbone(image).feature_maps
+        # fused: 4 maps, coarse to fine, the last at H/2; bottleneck: the coarsest neck map (H/32)
+        fused, bottleneck = self.neck(list(hidden_states), height // self.patch_size,
+                                      width // self.patch_size)
+        # relative_depth: (B, H, W); out_conv: (B, num_relative_features, H, W)
+        relative_depth, out_conv = self.relative_head(fused)
+        if len(self.head_names) == 1:
+            depth, centers, probs = _metric_head_forward(
+                self.metric_head, self.config.bin_centers_type, self.config.bins[0],
+                self.metric_head.seed_bin_regressor, self.metric_head.attractors,
+                self.metric_head.conditional_log_binomial, bottleneck, fused, out_conv,
+                relative_depth)
+            return ZoeDepthOutput(depth, centers, probs, relative_depth)
+        return self._forward_routed(bottleneck, fused, out_conv, relative_depth)
+
+    def _forward_routed(self, bottleneck: torch.Tensor, fused: list[torch.Tensor],
+                        out_conv: torch.Tensor, relative_depth: torch.Tensor) -> ZoeDepthOutput:
+        """ZoeD_NK: a patch transformer votes for one head for the whole batch."""
+        head = self.metric_head
+        x = head.conv2(bottleneck)
+        embedding = head.patch_transformer(x)[:, 0, :]  # (B, E) class token
+        domain_logits = head.mlp_classifier(embedding)  # (B, n_heads)
+        vote = torch.softmax(domain_logits.sum(dim=0, keepdim=True), dim=-1)  # (1, n_heads)
+        route = torch.argmax(vote, dim=-1)  # (1,)
+
+        def run(index: int) -> tuple[torch.Tensor, ...]:
+            name = self.head_names[index]
+            return _metric_head_forward(
+                head, self.config.bin_centers_type, self.config.bins[index],
+                head.seed_bin_regressors[name], head.attractors[name],
+                head.conditional_log_binomial[name], bottleneck, fused, out_conv, None)
+
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            # Exported graphs cannot branch on a value: run every head and select the voted one.
+            results = [run(i) for i in range(len(self.head_names))]
+            selected = []
+            for outputs in zip(*results):
+                stacked = torch.stack(outputs)  # (n_heads, B, C, H, W)
+                selected.append(stacked.index_select(0, route).squeeze(0))
+            depth, centers, probs = selected
+        else:
+            depth, centers, probs = run(int(route.item()))
+        return ZoeDepthOutput(depth, centers, probs, relative_depth, domain_logits)
+
+
+def _metric_head_forward(head: nn.Module, bin_centers_type: str, bins, seed_bin_regressor: nn.Module,
+                         attractors: nn.ModuleList, conditional_log_binomial: nn.Module,
+                         bottleneck: torch.Tensor, fused: list[torch.Tensor], out_conv: torch.Tensor,
+                         relative_depth: Optional[torch.Tensor]
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The metric bins head of ZoeDepth (same computation as the official `ZoeDepth.forward`).
+
+    Seed bin centres from the bottleneck are refined by four attractor layers, one per fused decoder
+    map (coarse to fine). A per-pixel log-binomial distribution over the final bins gives
+    depth = sum_i p_i * c_i. ZoeD_N conditions that distribution on the relative depth too.
+    Returns depth (B, 1, H, W), bin centres (B, n_bins, H, W) and probabilities (B, n_bins, H, W).
+    """
+    x = head.conv2(bottleneck)  # (B, 256, H/32, W/32)
+    _, seed_centers = seed_bin_regressor(x)  # (B, n_bins, H/32, W/32)
+    if bin_centers_type == 'normed':
+        previous_bins = (seed_centers - bins.min_depth) / (bins.max_depth - bins.min_depth)
+    else:
+        previous_bins = seed_centers
+    previous_embedding = head.seed_projector(x)  # (B, E, H/32, W/32)
+    for projector, attractor, feature in zip(head.projectors, attractors, fused):
+        embedding = projector(feature)  # (B, E, h, w)
+        previous_bins, centers = attractor(embedding, previous_bins, previous_embedding,
+                                           interpolate=True)
+        previous_embedding = embedding
+
+    last = out_conv  # (B, C, H, W)
+    if relative_depth is not None:
+        relative = F.interpolate(relative_depth.unsqueeze(1), size=last.shape[2:], mode='bilinear',
+                                 align_corners=True)
+        last = torch.cat([last, relative], dim=1)  # (B, C + 1, H, W)
+    embedding = F.interpolate(previous_embedding, last.shape[-2:], mode='bilinear',
+                              align_corners=True)
+    probs = conditional_log_binomial(last, embedding)  # (B, n_bins, H, W)
+    centers = F.interpolate(centers, probs.shape[-2:], mode='bilinear', align_corners=True)
+    depth = torch.sum(probs * centers, dim=1, keepdim=True)  # (B, 1, H, W)
+    return depth, centers, probs
+
+
+def build_model(config: ZoeDepthConfig) -> ZoeDepth:
+    """A ZoeDepth model with freshly initialised weights, in eval mode."""
+    return ZoeDepth(config).eval()
