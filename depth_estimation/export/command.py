@@ -1,0 +1,70 @@
+"""`depth-estimation export`: a checkpoint (or a preset with explicitly untrained weights) to ONNX."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'export', help='export a model to ONNX with its metadata, checked against PyTorch',
+        description='Export to ONNX (static input size, opset 17) and verify ONNX Runtime against '
+                    'PyTorch on random and real images. Writes <output> and <output>.json.')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--checkpoint', type=Path, help='one of our checkpoints (.pt)')
+    source.add_argument('--preset', help='a preset name; needs --random-weights (untrained)')
+    parser.add_argument('--random-weights', action='store_true',
+                        help='allow exporting a preset with seeded random (untrained) weights')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
+    parser.add_argument('--output', '-o', type=Path, required=True, help='the .onnx file to write')
+    parser.add_argument('--input-size', help='network input HxW (multiples of 32), default: the '
+                        "model's own, e.g. 384x512")
+    parser.add_argument('--check-image', type=Path, action='append', default=[],
+                        help='real image for the parity check (repeatable); default: shipped samples')
+    parser.add_argument('--tolerance', type=float, default=None,
+                        help='max relative error allowed against PyTorch (default 1e-4)')
+    parser.set_defaults(handler=run)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise ValueError(f'input size {text!r} is not HxW, e.g. 384x512') from None
+    if height <= 0 or width <= 0 or height % 32 or width % 32:
+        raise ValueError(f'input size {text!r} must be positive multiples of 32')
+    return height, width
+
+
+def run(args: argparse.Namespace) -> int:
+    from depth_estimation.export.onnx_export import DEFAULT_TOLERANCE, export_onnx
+    from depth_estimation.model.checkpoint import file_sha256, load_checkpoint
+    from depth_estimation.samples import Sample, load_samples, read_rgb
+
+    if args.checkpoint is not None:
+        model = load_checkpoint(args.checkpoint)
+        source = {'checkpoint': str(args.checkpoint), 'sha256': file_sha256(args.checkpoint)}
+    else:
+        if not args.random_weights:
+            raise ValueError('a preset has no trained weights: pass --random-weights to export it '
+                             'untrained, or --checkpoint')
+        from depth_estimation.model import get_preset
+        from depth_estimation.model.init import randomize_weights
+        from depth_estimation.model.zoedepth import build_model
+
+        model = randomize_weights(build_model(get_preset(args.preset)), args.seed)
+        source = {'preset': args.preset, 'weights': f'random (seed {args.seed}), untrained'}
+    if args.input_size:
+        height, width = parse_size(args.input_size)
+        model.config = model.config.replace(input_height=height, input_width=width)
+    if args.check_image:
+        images = [Sample(p.stem, read_rgb(p), None) for p in args.check_image]
+    else:
+        images = load_samples()
+    result = export_onnx(model, args.output, source=source,
+                         check_images=[(s.name, s.rgb) for s in images],
+                         tolerance=args.tolerance or DEFAULT_TOLERANCE)
+    print(f'wrote {result.onnx_path} and {result.metadata_path.name} in {result.seconds:.1f} s '
+          f'(max relative error against PyTorch {result.max_rel_error:.2e})')
+    return 0
