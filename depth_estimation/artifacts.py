@@ -1,6 +1,7 @@
 """Metadata that travels beside every model artifact (`model.onnx` -> `model.onnx.json`).
 
-Runtime code reads the network input size, normalisation and depth range from here instead of re-declaring
+Runtime code reads the network input size, normalisation and depth range from here instead of re-
+declaring
 them. Torch-free: ONNX Runtime and TensorRT deployments need only numpy.
 """
 
@@ -20,7 +21,8 @@ class ArtifactMetadata:
     """What a runtime must know to feed an artifact and read its output."""
 
     model_name: str
-    input_name: str  # (1, 3, input_height, input_width) float32, RGB normalised as (x / 255 - mean) / std
+    # (1, 3, input_height, input_width) float32, RGB normalised as (x / 255 - mean) / std
+    input_name: str
     output_name: str  # (1, 1, input_height, input_width) float32 metres
     input_height: int
     input_width: int
@@ -30,9 +32,11 @@ class ArtifactMetadata:
     max_depth: float
     model_config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ''
-    source: dict[str, Any] = field(default_factory=dict)  # what it was made from (checkpoint + sha256)
+    # what it was made from (checkpoint + sha256)
+    source: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # library versions at export
-    extra: dict[str, Any] = field(default_factory=dict)  # exporter details: opset, parity report, ...
+    # exporter details: opset, parity report, ...
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_size(self) -> tuple[int, int]:

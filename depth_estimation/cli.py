@@ -1,7 +1,9 @@
 """`depth-estimation` command line: one subcommand per module, each registering itself.
 
-A command module defines `register(subparsers)`, which adds its parser and sets `handler=function(args)`
-that returns an exit code. Modules are imported only to build the parser; heavy imports live in handlers.
+A command module defines `register(subparsers)`, which adds its parser and sets
+`handler=function(args)`
+that returns an exit code. Modules are imported only to build the parser; heavy imports live in
+handlers.
 """
 
 from __future__ import annotations

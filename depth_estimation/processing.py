@@ -1,6 +1,7 @@
 """Pre- and post-processing around a static-shape depth network (numpy + OpenCV, no torch).
 
-Pre: RGB uint8 (H, W, 3) -> resize keeping the aspect ratio to fit the network input (h, w), pad the rest
+Pre: RGB uint8 (H, W, 3) -> resize keeping the aspect ratio to fit the network input (h, w), pad
+the rest
 by reflection, normalise -> float32 (1, 3, h, w).
 Post: network depth (h, w) -> crop the padding -> resize back to (H, W).
 """
@@ -15,7 +16,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Where an input image sits inside the network input: resized to (height, width) at (top, left)."""
+    """Where an image sits in the network input: resized to (height, width) at (top, left)."""
 
     source_height: int
     source_width: int
@@ -26,7 +27,7 @@ class Letterbox:
 
     @classmethod
     def fit(cls, source_size: tuple[int, int], network_size: tuple[int, int]) -> Letterbox:
-        """Largest resize of `source_size` (H, W) that keeps its aspect ratio inside `network_size`."""
+        """Largest resize of `source_size` (H, W) keeping its aspect ratio in `network_size`."""
         source_height, source_width = source_size
         network_height, network_width = network_size
         if source_height <= 0 or source_width <= 0:
@@ -58,7 +59,7 @@ class Preprocessor:
         return box
 
     def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """RGB uint8 (H, W, 3) -> normalised float32 (1, 3, h, w) and where the image lies in it."""
+        """RGB uint8 (H, W, 3) -> normalised float32 (1, 3, h, w) and where the image lies."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f'expected an RGB image of shape (H, W, 3), got {rgb.shape}')
         if rgb.dtype != np.uint8:

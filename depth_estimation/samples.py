@@ -1,4 +1,5 @@
-"""Real sample frames shipped with the package (see resources/samples/README.md for sources and licences).
+"""Real sample frames shipped with the package (see resources/samples/README.md for sources and
+licences).
 
 Each sample is `<name>.png` (colour) with `<name>.yaml` beside it (ROS camera_info YAML).
 """

@@ -14,7 +14,8 @@ SHARED_DATA = SHARED_DIR / 'data'
 def require_shared(path: Path) -> Path:
     """Skip the calling test with a clear reason when the developers' shared data is absent."""
     if not path.exists():
-        pytest.skip(f'{path} is absent: ../shared (developer and CI data) is not beside this checkout')
+        pytest.skip(f'{path} is absent: ../shared (developer and CI data) is not beside '
+                    'this checkout')
     return path
 
 

@@ -33,7 +33,8 @@ def test_prepare_normalises_and_lays_out_channels() -> None:
 
 def test_padding_reflects_the_image() -> None:
     preprocessor = Preprocessor((96, 128), mean=(0, 0, 0), std=(1, 1, 1))
-    rgb = np.random.default_rng(0).integers(0, 256, (48, 128, 3), np.uint8)  # needs 24 rows each side
+    # needs 24 rows each side
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 128, 3), np.uint8)
     tensor, box = preprocessor.prepare(rgb)
     assert (box.top, box.height) == (24, 48)
     image = tensor[0].transpose(1, 2, 0) * 255  # (96, 128, 3)

@@ -1,4 +1,4 @@
-"""`depth-estimation export`: a checkpoint (or a preset with explicitly untrained weights) to ONNX."""
+"""`depth-estimation export`: a checkpoint, or an explicitly untrained preset, to ONNX."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--input-size', help='network input HxW (multiples of 32), default: the '
                         "model's own, e.g. 384x512")
     parser.add_argument('--check-image', type=Path, action='append', default=[],
-                        help='real image for the parity check (repeatable); default: shipped samples')
+                        help='real image for the parity check (repeatable); '
+                        'default: the shipped samples')
     parser.add_argument('--tolerance', type=float, default=None,
                         help='max relative error allowed against PyTorch (default 1e-4)')
     parser.set_defaults(handler=run)

@@ -1,6 +1,7 @@
 """ONNX export with a static input size, checked against PyTorch with ONNX Runtime.
 
-The TorchScript exporter is used (`dynamo=False`, opset 17): torch 2.13's dynamo exporter fails to decompose
+The TorchScript exporter is used (`dynamo=False`, opset 17): torch 2.13's dynamo exporter fails to
+decompose
 transformers' BEiT attention (a `view` on a transposed SDPA output), and it cannot write opset 17.
 """
 
@@ -55,10 +56,13 @@ def export_onnx(model: ZoeDepth, output: PathLike, *, source: Optional[dict[str,
                 check_images: Sequence[tuple[str, np.ndarray]] = (), random_checks: int = 2,
                 tolerance: float = DEFAULT_TOLERANCE, opset: int = DEFAULT_OPSET,
                 progress: Callable[[str], None] = print) -> ExportResult:
-    """Export `model` at its config's input size; verify with ONNX Runtime; write the metadata beside it.
+    """Export `model` at its config's input size; verify with ONNX Runtime; write the metadata
+    beside it.
 
-    `check_images` are (name, RGB uint8 image) pairs, preprocessed exactly as the runtime does. On a
-    parity failure the `.onnx` is deleted and `ExportParityError` raised: no unchecked artifact remains.
+    `check_images` are (name, RGB uint8 image) pairs, preprocessed exactly as the runtime does. On
+    a
+    parity failure the `.onnx` is deleted and `ExportParityError` raised: no unchecked artifact
+    remains.
     """
     start = time.perf_counter()
     config = model.config
@@ -89,7 +93,8 @@ def export_onnx(model: ZoeDepth, output: PathLike, *, source: Optional[dict[str,
     if worst > tolerance:
         output.unlink(missing_ok=True)
         raise ExportParityError(
-            f'ONNX Runtime differs from PyTorch by {worst:.3g} relative (tolerance {tolerance:g}); '
+            f'ONNX Runtime differs from PyTorch by {worst:.3g} relative '
+            f'(tolerance {tolerance:g}); '
             f'{output} was removed')
 
     progress('[3/3] writing metadata')
@@ -131,7 +136,8 @@ def compare_with_onnxruntime(model: torch.nn.Module, onnx_path: PathLike,
             expected = model(torch.from_numpy(tensor)).numpy()
         actual = session.run(None, {input_name: tensor})[0]
         if actual.shape != expected.shape:
-            raise ExportParityError(f'{name}: ONNX output {actual.shape} != PyTorch {expected.shape}')
+            raise ExportParityError(
+                f'{name}: ONNX output {actual.shape} != PyTorch {expected.shape}')
         error = np.abs(actual.astype(np.float64) - expected)
         scale = np.maximum(np.abs(expected.astype(np.float64)), 1e-12)
         checks.append(ParityCheck(name, float(error.max()), float((error / scale).max())))

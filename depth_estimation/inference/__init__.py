@@ -14,7 +14,8 @@ BACKENDS = ('auto', 'onnxruntime', 'torch')
 _BY_SUFFIX = {'.onnx': 'onnxruntime', '.pt': 'torch', '.pth': 'torch', '.ckpt': 'torch'}
 
 
-def open_backend(model_path: Union[str, Path], backend: str = 'auto', **options: Any) -> DepthBackend:
+def open_backend(model_path: Union[str, Path], backend: str = 'auto',
+                 **options: Any) -> DepthBackend:
     """Open `model_path` with the named backend; 'auto' picks it from the file suffix.
 
     Options: `num_threads` (both), `providers` (onnxruntime), `device` (torch).

@@ -29,7 +29,8 @@ class Timings:
 class DepthBackend(abc.ABC):
     """A loaded model. Use as a context manager, or call `close()`.
 
-    `infer(rgb)` takes an RGB uint8 image of any size and returns metric depth (float32 metres) at the
+    `infer(rgb)` takes an RGB uint8 image of any size and returns metric depth (float32 metres) at
+    the
     same size; pre- and post-processing are shared by all backends and driven by `metadata`.
     """
 
@@ -43,7 +44,7 @@ class DepthBackend(abc.ABC):
 
     @abc.abstractmethod
     def run_network(self, tensor: np.ndarray) -> np.ndarray:
-        """Normalised float32 (1, 3, h, w) at the network input size -> depth (1, 1, h, w) metres."""
+        """Normalised float32 (1, 3, h, w) at the network size -> depth (1, 1, h, w) metres."""
 
     def infer(self, rgb: np.ndarray) -> np.ndarray:
         if self._closed:

@@ -14,7 +14,8 @@ from depth_estimation.inference.base import DepthBackend
 class TorchBackend(DepthBackend):
     name = 'torch'
 
-    def __init__(self, model: Union[str, Path, Any], device: str = 'cpu', num_threads: int = 0) -> None:
+    def __init__(self, model: Union[str, Path, Any], device: str = 'cpu',
+                 num_threads: int = 0) -> None:
         import torch
 
         from depth_estimation.model.checkpoint import load_checkpoint

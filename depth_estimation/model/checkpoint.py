@@ -1,4 +1,4 @@
-"""Our checkpoint format: the frozen config beside the weights, so every consumer rebuilds the model."""
+"""Our checkpoint format: the frozen config beside the weights; the model is rebuilt from it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ CHECKPOINT_FORMAT = 'depth_estimation.checkpoint/1'
 PathLike = Union[str, Path]
 
 
-def save_checkpoint(path: PathLike, model: ZoeDepth, extra: Optional[dict[str, Any]] = None) -> Path:
+def save_checkpoint(path: PathLike, model: ZoeDepth,
+                    extra: Optional[dict[str, Any]] = None) -> Path:
     """Write {format, config, state_dict, extra} with torch.save; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

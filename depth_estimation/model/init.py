@@ -1,7 +1,8 @@
 """Seeded random weights for untrained models (tests, demos, export smoke checks).
 
 transformers initialises many layers to zero, which makes an untrained ZoeDepth output a constant
-depth: useless for checking that an export or a runtime preserves the picture. These weights follow the
+depth: useless for checking that an export or a runtime preserves the picture. These weights follow
+the
 scheme of the oracle's `fill_state.py` in spirit: LeCun-scale uniform matrices, norm scales near 1,
 small biases, so every block matters and the depth varies across the image.
 """
