@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--check-image', type=Path, action='append', default=[],
                         help='real image for the parity check (repeatable); '
                         'default: the shipped samples')
+    parser.add_argument('--flip-average', action='store_true',
+                        help='bake horizontal-flip averaging into the graph (a batch of 2 inside: '
+                             'the official protocol, about 2x the compute)')
     parser.add_argument('--tolerance', type=float, default=None,
                         help='max relative error allowed against PyTorch (default 1e-4)')
     parser.set_defaults(handler=run)
@@ -59,13 +62,19 @@ def run(args: argparse.Namespace) -> int:
     if args.input_size:
         height, width = parse_size(args.input_size)
         model.config = model.config.replace(input_height=height, input_width=width)
+    protocol = {'flip_average': bool(args.flip_average)}
+    if args.flip_average:
+        from depth_estimation.model.protocol import FlipAveraged
+
+        model = FlipAveraged(model)
     if args.check_image:
         images = [Sample(p.stem, read_rgb(p), None) for p in args.check_image]
     else:
         images = load_samples()
     result = export_onnx(model, args.output, source=source,
                          check_images=[(s.name, s.rgb) for s in images],
-                         tolerance=args.tolerance or DEFAULT_TOLERANCE)
+                         tolerance=args.tolerance or DEFAULT_TOLERANCE,
+                         extra_metadata={'protocol': protocol})
     print(f'wrote {result.onnx_path} and {result.metadata_path.name} in {result.seconds:.1f} s '
           f'(max relative error against PyTorch {result.max_rel_error:.2e})')
     return 0

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from depth_estimation.artifacts import ArtifactMetadata, library_versions, write_metadata
-from depth_estimation.model.zoedepth import ZoeDepth
 from depth_estimation.processing import Preprocessor
 
 INPUT_NAME = 'image'
@@ -52,9 +51,11 @@ class ExportResult:
         return max((c.max_rel_error for c in self.checks), default=float('nan'))
 
 
-def export_onnx(model: ZoeDepth, output: PathLike, *, source: Optional[dict[str, Any]] = None,
+def export_onnx(model: torch.nn.Module, output: PathLike, *,
+                source: Optional[dict[str, Any]] = None,
                 check_images: Sequence[tuple[str, np.ndarray]] = (), random_checks: int = 2,
                 tolerance: float = DEFAULT_TOLERANCE, opset: int = DEFAULT_OPSET,
+                extra_metadata: Optional[dict[str, Any]] = None,
                 progress: Callable[[str], None] = print) -> ExportResult:
     """Export `model` at its config's input size; verify with ONNX Runtime; write the metadata
     beside it.
@@ -101,8 +102,8 @@ def export_onnx(model: ZoeDepth, output: PathLike, *, source: Optional[dict[str,
     metadata = ArtifactMetadata.from_model_config(
         config, input_name=INPUT_NAME, output_name=OUTPUT_NAME, source=dict(source or {}),
         versions=library_versions('torch', 'transformers', 'onnx', 'onnxruntime', 'numpy'),
-        extra={'format': 'onnx', 'opset': opset, 'exporter': 'torch.onnx (TorchScript)',
-               'precision': 'fp32',
+        extra={**(extra_metadata or {}), 'format': 'onnx', 'opset': opset,
+               'exporter': 'torch.onnx (TorchScript)', 'precision': 'fp32',
                'parity': {'tolerance_rel': tolerance,
                           'checks': [vars(c) for c in checks]}})
     metadata_file = write_metadata(output, metadata)

@@ -1,25 +1,42 @@
-"""PyTorch backend: runs one of our checkpoints (or an in-memory model) eagerly."""
+"""PyTorch backend: runs one of our checkpoints (or an in-memory model) eagerly.
+
+Two protocols:
+- 'letterbox' (default): the same pre/post-processing as the ONNX Runtime and TensorRT backends, so
+all
+  backends give the same depth for the same model.
+- 'official': ZoeDepth's own `infer()`: resize inside the model to the nearest multiple of 32
+keeping the
+  aspect ratio, reflect padding and horizontal-flip averaging (the paper's numbers use this; two
+  forward
+  passes). `pad_input` and `flip` switch its parts; `flip` also works with 'letterbox'.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from depth_estimation.artifacts import ArtifactMetadata
-from depth_estimation.inference.base import DepthBackend
+from depth_estimation.inference.base import DepthBackend, Timings
+
+PROTOCOLS = ('letterbox', 'official')
 
 
 class TorchBackend(DepthBackend):
     name = 'torch'
 
-    def __init__(self, model: Union[str, Path, Any], device: str = 'cpu',
-                 num_threads: int = 0) -> None:
+    def __init__(self, model: Union[str, Path, Any], device: str = 'cpu', num_threads: int = 0,
+                 protocol: str = 'letterbox', pad_input: bool = True, flip: bool = False,
+                 keep_aspect_ratio: bool = True) -> None:
         import torch
 
         from depth_estimation.model.checkpoint import load_checkpoint
 
+        if protocol not in PROTOCOLS:
+            raise ValueError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
         if num_threads > 0:
             torch.set_num_threads(num_threads)
         self.source = str(model) if isinstance(model, (str, Path)) else 'in-memory model'
@@ -27,17 +44,50 @@ class TorchBackend(DepthBackend):
             model = load_checkpoint(model)
         self.model = model.eval().to(device)
         self.device = torch.device(device)
+        self.protocol = protocol
+        self.pad_input = pad_input and protocol == 'official'
+        self.flip = flip
+        self.keep_aspect_ratio = keep_aspect_ratio
         super().__init__(ArtifactMetadata.from_model_config(model.config))
 
     def run_network(self, tensor: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            depth = self.model(torch.from_numpy(tensor).to(self.device))
+            batch = torch.from_numpy(tensor).to(self.device)  # (1, 3, h, w)
+            if self.flip:
+                batch = torch.cat([batch, torch.flip(batch, dims=[3])])  # (2, 3, h, w)
+            depth = self.model(batch)  # (B, 1, h, w)
+            if self.flip:
+                depth = (depth[:1] + torch.flip(depth[1:], dims=[3])) / 2
         return depth.float().cpu().numpy()
 
+    def infer(self, rgb: np.ndarray) -> np.ndarray:
+        if self.protocol == 'letterbox':
+            return super().infer(rgb)
+        import torch
+
+        from depth_estimation.model.protocol import infer_official
+
+        if self._closed:
+            raise RuntimeError(f'{self.name} backend is closed')
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f'expected RGB uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}')
+        start = time.perf_counter()
+        image = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        prepared = time.perf_counter()
+        with torch.inference_mode():
+            depth = infer_official(self.model, image, pad_input=self.pad_input, flip=self.flip,
+                                   keep_aspect_ratio=self.keep_aspect_ratio)  # (1, 1, H, W)
+        inferred = time.perf_counter()
+        result = depth[0, 0].float().cpu().numpy()
+        self.last_timings = Timings(prepared - start, inferred - prepared,
+                                    time.perf_counter() - inferred)
+        return result
+
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), 'device': str(self.device), 'artifact': self.source}
+        return {**super().describe(), 'device': str(self.device), 'artifact': self.source,
+                'protocol': self.protocol, 'pad_input': self.pad_input, 'flip': self.flip}
 
     def close(self) -> None:
         self.model = None
