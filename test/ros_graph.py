@@ -1,0 +1,105 @@
+"""Helpers for tests that build a real ROS 2 graph: loopback-only DDS, spinning, sample messages.
+
+Import this module before anything creates an rclpy context: it points Fast DDS at the repository's
+loopback-only profile and picks a per-session ROS_DOMAIN_ID, so test traffic never leaves 127.0.0.1
+and parallel sessions do not see each other.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+import os
+from pathlib import Path
+import time
+from typing import Callable, Iterator, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FASTDDS_PROFILE = REPO_ROOT / 'config' / 'fastdds_loopback.xml'
+DOMAIN_ID = 1 + os.getpid() % 100  # 1..100, one per test session
+
+os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(FASTDDS_PROFILE)
+os.environ['ROS_DOMAIN_ID'] = str(DOMAIN_ID)
+
+import rclpy  # noqa: E402  (after the environment above)
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from depth_estimation.ros.conversions import camera_info_from_dict, rgb_to_image  # noqa: E402
+from depth_estimation.samples import load_samples  # noqa: E402
+
+
+def ros_environment() -> dict[str, str]:
+    """Environment for a subprocess that uses rclpy: loopback profile and this session's domain."""
+    environment = dict(os.environ)
+    environment['FASTDDS_DEFAULT_PROFILES_FILE'] = str(FASTDDS_PROFILE)
+    environment['ROS_DOMAIN_ID'] = str(DOMAIN_ID)
+    environment.setdefault('PYTHONUNBUFFERED', '1')
+    return environment
+
+
+@contextmanager
+def ros_context() -> Iterator[Context]:
+    """An initialised rclpy context of its own, shut down on exit."""
+    assert os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') == str(FASTDDS_PROFILE)
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def spin_until(executor: SingleThreadedExecutor, predicate: Callable[[], bool],
+               timeout: float = 10.0) -> bool:
+    """Spin `executor` until `predicate()` is true or `timeout` seconds pass; its final value."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        executor.spin_once(timeout_sec=0.02)
+    return True
+
+
+def header(stamp_ns: int, frame_id: str) -> Header:
+    """A Header with a stamp given in nanoseconds."""
+    message = Header(frame_id=frame_id)
+    message.stamp.sec, message.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return message
+
+
+def sample_frames(encoding: str = 'rgb8') -> list[tuple[str, Image, CameraInfo]]:
+    """The shipped samples as (name, Image, CameraInfo); headers are filled in by `stamped`."""
+    frames = []
+    for sample in load_samples():
+        frames.append((sample.name, rgb_to_image(sample.rgb, encoding=encoding),
+                       camera_info_from_dict(sample.camera_info)))
+    return frames
+
+
+def stamped(image: Image, info: Optional[CameraInfo], stamp_ns: int,
+            frame_id: str) -> tuple[Image, Optional[CameraInfo]]:
+    """Give `image` (and `info`) the same header; returns them."""
+    image.header = header(stamp_ns, frame_id)
+    if info is not None:
+        info.header = header(stamp_ns, frame_id)
+    return image, info
+
+
+class Collector:
+    """Subscribes a node to topics and keeps every message received, per topic."""
+
+    def __init__(self, node: Node, topics: dict[str, type], qos_depth: int = 10) -> None:
+        self.messages: dict[str, list] = {topic: [] for topic in topics}
+        self.subscriptions = [
+            node.create_subscription(message_type, topic,
+                                     lambda msg, topic=topic: self.messages[topic].append(msg),
+                                     qos_depth)
+            for topic, message_type in topics.items()]
+
+    def with_stamp(self, topic: str, stamp_ns: int) -> list:
+        sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        return [m for m in self.messages[topic]
+                if m.header.stamp.sec == sec and m.header.stamp.nanosec == nanosec]

@@ -1,0 +1,111 @@
+"""The node started by its console script in a subprocess answers frames from this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import signal
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from ros_graph import (Collector, FASTDDS_PROFILE, ros_context, ros_environment, sample_frames,
+                       spin_until, stamped)
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: I100
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from depth_estimation.ros.conversions import rgb_to_image
+
+pytestmark = pytest.mark.ros
+
+NODE_SCRIPT = Path(sys.executable).parent / 'depth_estimation_node'
+OUTPUTS = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'points': PointCloud2}
+
+
+def node_command(*parameters: str) -> list[str]:
+    if not NODE_SCRIPT.exists():
+        pytest.skip(f'{NODE_SCRIPT} is absent: install the package (pip install -e .)')
+    arguments = [NODE_SCRIPT.as_posix(), '--ros-args']
+    for parameter in parameters:
+        arguments += ['-p', parameter]
+    return arguments
+
+
+def half_size(image: Image) -> Image:
+    """The same bgr8 image at half resolution (keeps a 640x480 frame under 512 KB)."""
+    pixels = np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3)
+    half = cv2.resize(pixels, (image.width // 2, image.height // 2), interpolation=cv2.INTER_AREA)
+    return rgb_to_image(np.ascontiguousarray(half[..., ::-1]), encoding='bgr8')
+
+
+@pytest.mark.parametrize('full_size', [False, True], ids=['half_size', 'full_size'])
+def test_console_script_node_answers_frames(tiny_onnx, full_size: bool) -> None:
+    if full_size and 'segment_size' not in FASTDDS_PROFILE.read_text():
+        pytest.skip('config/fastdds_loopback.xml keeps the default 512 KB shared-memory segment: '
+                    'best-effort images larger than that (640x480 rgb8) are dropped between '
+                    'processes; add <segment_size> to its SHM transport')
+    command = node_command(f'model_path:={tiny_onnx}', 'num_threads:=1')
+    process = subprocess.Popen(command, env=ros_environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        with ros_context() as context:
+            driver = Node('process_test_driver', context=context)
+            image_publisher = driver.create_publisher(Image, 'image', 10)
+            info_publisher = driver.create_publisher(CameraInfo, 'camera_info', 10)
+            collector = Collector(driver, OUTPUTS)
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(driver)
+            assert spin_until(executor, lambda: (
+                image_publisher.get_subscription_count() >= 1
+                and info_publisher.get_subscription_count() >= 1
+                and all(s.get_publisher_count() >= 1 for s in collector.subscriptions)),
+                timeout=20.0), 'the node process did not come up'
+            for index, (name, image, info) in enumerate(sample_frames('bgr8')):
+                if not full_size:
+                    image = half_size(image)  # camera_info stays 640x480: the node scales it
+                stamp_ns = 2_000_000_000 + index * 1_000_000
+                image, info = stamped(image, info, stamp_ns, 'camera_optical_frame')
+                info_publisher.publish(info)
+                spin_until(executor, lambda: False, timeout=0.1)
+                image_publisher.publish(image)
+                assert spin_until(executor, lambda: all(
+                    collector.with_stamp(topic, stamp_ns) for topic in OUTPUTS), timeout=15.0), \
+                    f'no complete answer to {name}'
+                depth = collector.with_stamp('depth/image', stamp_ns)[0]
+                assert depth.encoding == '32FC1'
+                assert depth.header.frame_id == 'camera_optical_frame'
+                cloud = collector.with_stamp('points', stamp_ns)[0]
+                assert (cloud.height, cloud.width) == (image.height, image.width)
+                depth_info = collector.with_stamp('depth/camera_info', stamp_ns)[0]
+                assert (depth_info.width, depth_info.height) == (image.width, image.height)
+                scale = image.width / info.width
+                assert depth_info.p[0] == pytest.approx(info.p[0] * scale)
+                assert depth_info.p[2] == pytest.approx((info.p[2] + 0.5) * scale - 0.5)
+            executor.shutdown()
+            driver.destroy_node()
+        assert process.poll() is None, 'the node exited while serving'
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            output, _ = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    assert process.returncode == 0, output
+    assert 'frames processed' in output
+
+
+def test_console_script_fails_clearly_without_a_model(tmp_path) -> None:
+    absent = tmp_path / 'absent.onnx'
+    result = subprocess.run(node_command(f'model_path:={absent}'), env=ros_environment(),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert 'cannot load model' in result.stderr + result.stdout
+    result = subprocess.run(node_command(), env=ros_environment(), capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode != 0
+    assert 'model_path is required' in result.stderr + result.stdout
