@@ -1,0 +1,453 @@
+"""`depth-estimation predict`: offline metric depth for image files, folders and videos.
+
+For each frame NAME (an image's file stem, or `VIDEO_000123` for frame 123 of VIDEO) it writes in
+the output folder, as selected with `--outputs`:
+- `NAME_depth.npy`: float32 (H, W) depth in metres, as the model returned it;
+- `NAME_depth_mm.png`: 16-bit PNG in millimetres, 0 = invalid, saturated at 65.535 m;
+- `NAME_depth_color.png`: the depth in a colour map with a colour bar labelled in metres;
+- `NAME_points.ply`: point cloud (x y z float + red green blue uchar, invalid points skipped),
+  which needs intrinsics from `--camera FILE` or `--fov DEG`.
+Unreadable inputs are reported and skipped; the exit code is 1 only if no frame was processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, TextIO, Union
+
+IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm',
+                            '.pnm', '.webp', '.jp2'})
+VIDEO_SUFFIXES = frozenset({'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg',
+                            '.wmv', '.ogv'})
+OUTPUT_KINDS = ('npy', 'png', 'color', 'ply')
+OUTPUT_SUFFIXES = {'npy': '_depth.npy', 'png': '_depth_mm.png', 'color': '_depth_color.png',
+                   'ply': '_points.ply'}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'predict',
+        help='metric depth for images, folders or videos (npy, 16-bit PNG, colour, PLY)',
+        description='Run a depth model on image files, folders of images/videos (not recursive) '
+                    'or videos, and write per frame: NAME_depth.npy (float32 metres), '
+                    'NAME_depth_mm.png (uint16 millimetres, 0 = invalid), NAME_depth_color.png '
+                    '(colour map + colour bar in metres) and NAME_points.ply (needs --camera or '
+                    '--fov). Unreadable files are reported and skipped.')
+    parser.add_argument('inputs', nargs='+', type=Path, metavar='INPUT',
+                        help='image file, video file or folder of them')
+    parser.add_argument('--model', '-m', type=Path, required=True,
+                        help='model artifact: .onnx (with .onnx.json beside it) or a .pt '
+                             'checkpoint')
+    parser.add_argument('--output', '-o', type=Path, default=Path('predictions'),
+                        help='output folder, created if needed (default: ./predictions)')
+    parser.add_argument('--backend', default='auto',
+                        choices=('auto', 'onnxruntime', 'torch'),
+                        help='inference backend (default: from the model suffix)')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='CPU threads for inference (0: the library default)')
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument('--camera', type=Path, metavar='FILE',
+                        help='camera intrinsics for the point clouds: ROS camera_info YAML, '
+                             'Open3D intrinsic JSON, or JSON/YAML with fx fy cx cy width height; '
+                             'scaled to each image size')
+    camera.add_argument('--fov', type=float, metavar='DEG',
+                        help='horizontal field of view in degrees for the point clouds (square '
+                             'pixels, principal point at the image centre)')
+    parser.add_argument('--outputs', default=','.join(OUTPUT_KINDS),
+                        help=f'comma-separated outputs to write, of {",".join(OUTPUT_KINDS)} '
+                             '(default: all)')
+    parser.add_argument('--colormap', default='turbo',
+                        help='OpenCV colour map for the colour images (default: turbo; near is '
+                             'the start of the map)')
+    parser.add_argument('--color-range', default='auto', metavar='auto|model|MIN,MAX',
+                        help="colour scale in metres: 'auto' (2nd-98th percentile of each "
+                             "frame, the default), 'model' (the model's depth range) or "
+                             'MIN,MAX fixed for every frame (best for videos)')
+    parser.add_argument('--ply-ascii', action='store_true',
+                        help='write ASCII PLY (default: binary little-endian)')
+    parser.add_argument('--stride', type=int, default=1,
+                        help='process every Nth video frame (default: 1, every frame)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.set_defaults(handler=run)
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+@dataclass
+class Frame:
+    """One image to process: output name, human-readable source, RGB uint8 (H, W, 3)."""
+
+    name: str
+    source: str
+    rgb: Any
+    from_video: bool = False
+
+
+@dataclass
+class Skipped:
+    """An input (or frame) that could not be processed, and why."""
+
+    source: str
+    reason: str
+    counted: int = 0  # progress-bar units this input had in the expected total
+
+
+def collect_files(inputs: list[Path]) -> tuple[list[Path], list[Skipped]]:
+    """Expand folders (images and videos by suffix, sorted, not recursive); missing paths skip."""
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    for path in inputs:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file()
+                           and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            if not found:
+                skipped.append(Skipped(str(path), 'folder holds no image or video files'))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            skipped.append(Skipped(str(path), 'no such file or folder'))
+    return files, skipped
+
+
+def video_frame_count(path: Path) -> Optional[int]:
+    """Frame count a video container claims (may be approximate), None if unknown."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    return count if count > 0 else None
+
+
+def read_video(path: Path, stride: int) -> Iterator[Union[tuple[int, Any], Skipped]]:
+    """(frame index, RGB uint8) for every `stride`-th frame of a video, or one Skipped."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            yield Skipped(str(path), 'cannot open as a video')
+            return
+        index = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok or bgr is None:
+                break
+            if index % stride == 0:
+                yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            index += 1
+        if index == 0:
+            yield Skipped(str(path), 'no frame could be decoded')
+    finally:
+        capture.release()
+
+
+def unique_name(base: str, used: set[str]) -> str:
+    """`base`, or `base-2`, `base-3`, ... if already used, so no output overwrites another."""
+    name, number = base, 1
+    while name in used:
+        number += 1
+        name = f'{base}-{number}'
+    used.add(name)
+    return name
+
+
+def iter_frames(files: list[Path], stride: int) -> Iterator[Union[Frame, Skipped]]:
+    """Frames of the files in order, with a Skipped for each unreadable file."""
+    from depth_estimation.samples import read_rgb
+
+    used: set[str] = set()
+    for path in files:
+        suffix = path.suffix.lower()
+        if suffix not in VIDEO_SUFFIXES:
+            try:
+                rgb = read_rgb(path)
+            except ValueError:
+                if suffix in IMAGE_SUFFIXES:
+                    yield Skipped(str(path), 'cannot read as an image (corrupt or unsupported)',
+                                  counted=1)
+                    continue
+            else:
+                yield Frame(unique_name(path.stem, used), str(path), rgb)
+                continue
+        for item in read_video(path, stride):
+            if isinstance(item, Skipped):
+                if suffix not in VIDEO_SUFFIXES:
+                    item.reason, item.counted = 'cannot read as an image or a video', 1
+                yield item
+            else:
+                index, rgb = item
+                yield Frame(unique_name(f'{path.stem}_{index:06d}', used), f'{path}#{index}',
+                            rgb, from_video=True)
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+class SimpleProgress:
+    """A one-line text progress bar on a terminal (silent otherwise), for when tqdm is absent."""
+
+    def __init__(self, total: Optional[int], stream: TextIO = sys.stderr,
+                 enabled: bool = True) -> None:
+        self.total, self.count, self.stream = total, 0, stream
+        self.enabled = enabled and stream.isatty()
+        self.start = time.perf_counter()
+
+    def update(self, count: int = 1) -> None:
+        self.count += count
+        if not self.enabled:
+            return
+        rate = (time.perf_counter() - self.start) / max(1, self.count)
+        if self.total:
+            done = min(1.0, self.count / self.total)
+            bar = '#' * int(done * 30)
+            text = f'[{bar:<30}] {self.count}/{self.total} frames'
+        else:
+            text = f'{self.count} frames'
+        self.stream.write(f'\rpredict {text}, {rate:.2f} s/frame ')
+        self.stream.flush()
+
+    def write(self, message: str) -> None:
+        if self.enabled:
+            self.stream.write('\r\033[K')
+        print(message, file=self.stream)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write('\n')
+            self.stream.flush()
+
+
+class TqdmProgress:
+    """tqdm behind the SimpleProgress interface."""
+
+    def __init__(self, total: Optional[int], enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.bar = tqdm(total=total, unit='frame', desc='predict', disable=not enabled,
+                        file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, count: int = 1) -> None:
+        self.bar.update(count)
+
+    def write(self, message: str) -> None:
+        self._tqdm.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def make_progress(total: Optional[int], enabled: bool) -> Union[TqdmProgress, SimpleProgress]:
+    """tqdm when it is installed, else SimpleProgress."""
+    try:
+        return TqdmProgress(total, enabled)
+    except ImportError:
+        return SimpleProgress(total, enabled=enabled)
+
+
+# --- options -------------------------------------------------------------------------------------
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(',') if k.strip()))
+    unknown = [k for k in kinds if k not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise ValueError(f'--outputs {text!r}: expected a comma-separated subset of '
+                         f'{",".join(OUTPUT_KINDS)}')
+    return kinds
+
+
+def parse_color_range(text: str) -> Union[str, tuple[float, float]]:
+    text = text.strip().lower()
+    if text in ('auto', 'model'):
+        return text
+    try:
+        low, high = (float(v) for v in text.split(','))
+    except ValueError:
+        raise ValueError(f"--color-range {text!r}: expected 'auto', 'model' or MIN,MAX in "
+                         'metres') from None
+    if not (math.isfinite(low) and math.isfinite(high) and 0 <= low < high):
+        raise ValueError(f'--color-range {text!r}: need 0 <= MIN < MAX')
+    return low, high
+
+
+@dataclass
+class CameraModel:
+    """Where the point-cloud intrinsics come from, resolved and cached per image size."""
+
+    file_intrinsics: Any = None  # geometry.Intrinsics at the calibration size
+    fov: Optional[float] = None
+    cache: dict[tuple[int, int], Any] = field(default_factory=dict)
+
+    @property
+    def available(self) -> bool:
+        return self.file_intrinsics is not None or self.fov is not None
+
+    def for_size(self, width: int, height: int) -> tuple[Any, Optional[str]]:
+        """Intrinsics for a width x height image, and a note the first time a size is seen."""
+        from depth_estimation.io import intrinsics_from_fov
+
+        if (width, height) in self.cache:
+            return self.cache[(width, height)], None
+        if self.fov is not None:
+            intrinsics = intrinsics_from_fov(self.fov, width, height)
+            note = (f'intrinsics for {width}x{height} from --fov {self.fov:g}: '
+                    f'{describe_intrinsics(intrinsics)} (principal point assumed at the image '
+                    'centre, square pixels)')
+        else:
+            calibration = self.file_intrinsics
+            intrinsics = calibration.scaled(width, height)
+            if (width, height) == (calibration.width, calibration.height):
+                note = f'intrinsics for {width}x{height}: {describe_intrinsics(intrinsics)}'
+            else:
+                note = (f'intrinsics scaled from the {calibration.width}x{calibration.height} '
+                        f'calibration to {width}x{height}: {describe_intrinsics(intrinsics)}')
+                ratio = (width / height) / (calibration.width / calibration.height)
+                if abs(ratio - 1.0) > 0.01:
+                    note += ('; warning: the aspect ratio differs from the calibration, so the '
+                             'image may be cropped rather than resized and the points wrong')
+        self.cache[(width, height)] = intrinsics
+        return intrinsics, note
+
+
+def describe_intrinsics(intrinsics: Any) -> str:
+    return (f'fx={intrinsics.fx:.2f} fy={intrinsics.fy:.2f} cx={intrinsics.cx:.2f} '
+            f'cy={intrinsics.cy:.2f}')
+
+
+# --- per-frame work ------------------------------------------------------------------------------
+
+def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
+                color_range: Union[str, tuple[float, float]], model_range: tuple[float, float],
+                colormap: str, camera: CameraModel, ply_ascii: bool) -> tuple[list[Path],
+                                                                              Optional[str]]:
+    """Write the selected outputs of one frame; returns (paths written, a note or None)."""
+    import cv2
+    import numpy as np
+
+    from depth_estimation.geometry import depth_to_points, valid_depth_mask
+    from depth_estimation.io import write_depth_png_mm, write_ply
+    from depth_estimation.visualize import add_colorbar, auto_range, colorize_depth
+
+    written: list[Path] = []
+    note = None
+    paths = {kind: output / f'{frame.name}{OUTPUT_SUFFIXES[kind]}' for kind in kinds}
+    if 'npy' in paths:
+        np.save(paths['npy'], np.asarray(depth, dtype=np.float32))
+        written.append(paths['npy'])
+    if 'png' in paths:
+        written.append(write_depth_png_mm(paths['png'], depth))
+    if 'color' in paths:
+        if color_range == 'auto':
+            low, high = auto_range(depth) or model_range
+        elif color_range == 'model':
+            low, high = model_range
+        else:
+            low, high = color_range
+        image = add_colorbar(colorize_depth(depth, low, high, colormap), low, high, colormap)
+        if not cv2.imwrite(str(paths['color']), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f'cannot write {paths["color"]}')
+        written.append(paths['color'])
+    if 'ply' in paths and camera.available:
+        height, width = depth.shape
+        intrinsics, note = camera.for_size(width, height)
+        points = depth_to_points(depth, intrinsics)  # (H, W, 3), NaN where invalid
+        valid = valid_depth_mask(depth)  # (H, W)
+        write_ply(paths['ply'], points[valid], frame.rgb[valid], binary=not ply_ascii,
+                  comments=('depth-estimation predict', f'source {frame.source}',
+                            f'intrinsics {describe_intrinsics(intrinsics)} '
+                            f'width={width} height={height}'))
+        written.append(paths['ply'])
+    return written, note
+
+
+def run(args: argparse.Namespace) -> int:
+    from depth_estimation.inference import open_backend
+    from depth_estimation.io import read_intrinsics_file
+    from depth_estimation.visualize import colormap_lut
+
+    kinds = parse_outputs(args.outputs)
+    color_range = parse_color_range(args.color_range)
+    colormap_lut(args.colormap)  # fail early on an unknown colour map
+    if args.stride < 1:
+        raise ValueError(f'--stride must be >= 1, got {args.stride}')
+    camera = CameraModel()
+    if args.camera is not None:
+        camera.file_intrinsics = read_intrinsics_file(args.camera)
+    elif args.fov is not None:
+        from depth_estimation.io import intrinsics_from_fov
+
+        intrinsics_from_fov(args.fov, 2, 2)  # validate the angle now
+        camera.fov = args.fov
+    if 'ply' in kinds and not camera.available:
+        print('predict: no --camera or --fov given, so no point clouds are written',
+              file=sys.stderr)
+        kinds = tuple(k for k in kinds if k != 'ply')
+
+    files, skipped = collect_files(list(args.inputs))
+    total = 0
+    for path in files:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            count = video_frame_count(path)
+            total += math.ceil(count / args.stride) if count else 0
+        else:
+            total += 1
+    output = args.output
+    output.mkdir(parents=True, exist_ok=True)
+
+    frames = images = 0
+    inference_seconds = 0.0
+    progress = make_progress(total or None, enabled=not args.no_progress)
+    for message in (f'predict: skipped {s.source}: {s.reason}' for s in skipped):
+        progress.write(message)
+    opened = start = time.perf_counter()
+    try:
+        with open_backend(args.model, args.backend, num_threads=args.threads) as backend:
+            model_range = (float(backend.metadata.min_depth), float(backend.metadata.max_depth))
+            start = time.perf_counter()
+            for item in iter_frames(files, args.stride):
+                if isinstance(item, Skipped):
+                    skipped.append(item)
+                    progress.write(f'predict: skipped {item.source}: {item.reason}')
+                    progress.update(item.counted)
+                    continue
+                try:
+                    depth = backend.infer(item.rgb)
+                    inference_seconds += backend.last_timings.total
+                    _, note = write_frame(item, depth, output, kinds, color_range, model_range,
+                                          args.colormap, camera, args.ply_ascii)
+                except Exception as error:  # one bad frame must not stop the others
+                    skipped.append(Skipped(item.source, f'{type(error).__name__}: {error}'))
+                    progress.write(f'predict: failed on {item.source}: '
+                                   f'{type(error).__name__}: {error}')
+                else:
+                    frames += 1
+                    images += not item.from_video
+                    if note:
+                        progress.write(f'predict: {note}')
+                progress.update()
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - start
+
+    if frames:
+        per_frame = seconds / frames
+        print(f'predict: {frames} frame(s) ({images} image(s), {frames - images} video '
+              f'frame(s)) in {seconds:.1f} s after loading the model in {start - opened:.1f} s: '
+              f'{per_frame:.3f} s/frame (reading, inference and writing), of which inference '
+              f'{inference_seconds / frames:.3f} s/frame')
+    else:
+        print('predict: no frame could be processed')
+    if skipped:
+        print(f'predict: {len(skipped)} skipped:')
+        for item in skipped:
+            print(f'  {item.source}: {item.reason}')
+    print(f'predict: outputs ({", ".join(kinds)}) in {output.resolve()}')
+    return 0 if frames else 1
