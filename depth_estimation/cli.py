@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 COMMAND_MODULES = (
     'depth_estimation.export.command',
+    'depth_estimation.model.convert',
     'depth_estimation.predict',
     'depth_estimation.ros.demo',
 )

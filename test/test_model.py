@@ -59,7 +59,8 @@ def test_forward_equals_transformers_implementation(tiny_model) -> None:
     image = torch.rand(1, 3, 96, 128) * 2 - 1
     with torch.inference_mode():
         expected = reference(image).predicted_depth.unsqueeze(1)
-        torch.testing.assert_close(tiny_model(image), expected, rtol=0, atol=0)
+        # only our max/exp/sum softmax differs from transformers' torch.softmax: float rounding
+        torch.testing.assert_close(tiny_model(image), expected, rtol=1e-6, atol=0)
 
 
 def test_input_must_be_a_multiple_of_the_patch_size(tiny_model) -> None:

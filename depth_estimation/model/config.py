@@ -1,6 +1,7 @@
-"""Frozen model configuration: saved inside every checkpoint and artifact, and used to rebuild the model.
+"""Frozen model configuration, saved in every checkpoint and artifact to rebuild the model.
 
-This module imports no torch, so runtime code (ONNX Runtime, TensorRT) can read a configuration without it.
+This module imports no torch, so runtime code (ONNX Runtime, TensorRT) can read a
+configuration without it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class BackboneConfig:
     """The relative-depth core: a transformers backbone and the stages the DPT neck taps."""
 
     model_type: str = 'beit'  # transformers model type: 'beit' or 'swinv2'
-    image_size: int = 384  # pretraining size; BEiT's relative-position window is image_size / patch_size
+    # pretraining size; BEiT's relative-position window is image_size / patch_size
+    image_size: int = 384
     patch_size: int = 16
     hidden_size: int = 1024  # BEiT width; SwinV2: embed_dim of the first stage
     num_hidden_layers: int = 24  # BEiT only
@@ -63,12 +65,14 @@ class BackboneConfig:
                 depths=list(self.depths),
                 num_heads=list(self.num_heads),
                 window_size=self.window_size,
-                pretrained_window_sizes=list(self.pretrained_window_sizes or (0,) * len(self.depths)),
+                pretrained_window_sizes=list(
+                    self.pretrained_window_sizes or (0,) * len(self.depths)),
                 layer_norm_eps=self.layer_norm_eps,
                 out_features=out_features,
                 reshape_hidden_states=True,
             )
-        raise ValueError(f"unknown backbone model_type {self.model_type!r}; expected 'beit' or 'swinv2'")
+        raise ValueError(
+            f"unknown backbone model_type {self.model_type!r}; expected 'beit' or 'swinv2'")
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,8 @@ class ZoeDepthConfig:
 
     name: str = 'zoedepth_n'
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    # DPT neck. [256, 512, 1024, 1024] is what the official BEiT-L model uses (transformers' default differs).
+    # DPT neck: [256, 512, 1024, 1024] as in the official BEiT-L model (transformers' default
+    # differs).
     neck_hidden_sizes: tuple[int, ...] = (256, 512, 1024, 1024)
     reassemble_factors: tuple[float, ...] = (4, 2, 1, 0.5)
     fusion_hidden_size: int = 256
@@ -107,12 +112,13 @@ class ZoeDepthConfig:
     attractor_type: str = 'inv'
     min_temp: float = 0.0212
     max_temp: float = 50.0
-    # NK router (patch transformer over the bottleneck); used only when there are several bin configurations.
+    # NK router (patch transformer over the bottleneck); used only with several bin configurations.
     patch_transformer_layers: int = 4
     patch_transformer_hidden_size: int = 128
     patch_transformer_intermediate_size: int = 1024
     patch_transformer_heads: int = 4
-    # Network input: static size (H, W) of exported artifacts and the normalisation (x - mean) / std
+    # Network input: static size (H, W) of exported artifacts and the normalisation
+    # (x - mean) / std
     # applied to RGB in [0, 1].
     input_height: int = 384
     input_width: int = 512
@@ -145,7 +151,8 @@ class ZoeDepthConfig:
         data = dict(data)
         version = data.pop('format', CONFIG_FORMAT)
         if version != CONFIG_FORMAT:
-            raise ValueError(f'model config format {version} is not supported (expected {CONFIG_FORMAT})')
+            raise ValueError(
+                f'model config format {version} is not supported (expected {CONFIG_FORMAT})')
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -181,10 +188,12 @@ class ZoeDepthConfig:
             bin_centers_type=self.bin_centers_type,
             bin_configurations=[dataclasses.asdict(b) for b in self.bins],
             num_patch_transformer_layers=self.patch_transformer_layers if multi_head else None,
-            patch_transformer_hidden_size=self.patch_transformer_hidden_size if multi_head else None,
+            patch_transformer_hidden_size=(
+                self.patch_transformer_hidden_size if multi_head else None),
             patch_transformer_intermediate_size=(
                 self.patch_transformer_intermediate_size if multi_head else None),
-            patch_transformer_num_attention_heads=self.patch_transformer_heads if multi_head else None,
+            patch_transformer_num_attention_heads=(
+                self.patch_transformer_heads if multi_head else None),
         )
 
 
