@@ -106,7 +106,7 @@ def zoedepth_n_swinv2_t() -> ZoeDepthConfig:
 
 @register
 def tiny() -> ZoeDepthConfig:
-    """A few-thousand-parameter model with every part of ZoeD_N, for tests (exports in seconds)."""
+    """A 0.4 M-parameter model with every part of ZoeD_N, for tests (exports in seconds)."""
     return ZoeDepthConfig(
         name='tiny',
         backbone=BackboneConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=4,
