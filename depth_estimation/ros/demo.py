@@ -82,17 +82,12 @@ def node_executable() -> str:
 
 
 def colourise_depth(depth: np.ndarray) -> np.ndarray:
-    """Depth (H, W) metres -> BGR uint8 (H, W, 3), near = warm (turbo on inverse depth)."""
-    import cv2
+    """Depth (H, W) metres -> BGR uint8 image with a colour bar in metres (for cv2.imwrite)."""
+    from depth_estimation.visualize import add_colorbar, auto_range, colorize_depth
 
-    valid = np.isfinite(depth) & (depth > 0)  # (H, W)
-    inverse = np.zeros_like(depth, dtype=np.float32)  # (H, W) 1/m
-    inverse[valid] = 1.0 / depth[valid]
-    low, high = (np.percentile(inverse[valid], [2, 98]) if valid.any() else (0.0, 1.0))
-    scaled = np.clip((inverse - low) / max(high - low, 1e-6), 0, 1)  # (H, W) in [0, 1]
-    colour = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
-    colour[~valid] = 0
-    return colour
+    low, high = auto_range(depth) or (0.0, 1.0)
+    coloured = add_colorbar(colorize_depth(depth, low, high), low, high)  # (H, W + bar, 3) RGB
+    return np.ascontiguousarray(coloured[..., ::-1])
 
 
 def render_top_down(points: np.ndarray, rgb: Optional[np.ndarray], size: int = 480) -> np.ndarray:
@@ -245,7 +240,8 @@ def _drive(args: argparse.Namespace, output: Path, node_process: subprocess.Pope
             points = unpack_cloud(bytes(cloud.data), fields, cloud.point_step, cloud.height,
                                   cloud.width)  # (H, W) structured
             xyz = np.stack([points['x'], points['y'], points['z']], axis=-1)  # (H, W, 3)
-            side_by_side = np.concatenate([rgb[..., ::-1], colourise_depth(depth)], axis=1)
+            coloured = colourise_depth(depth)  # (H, W + colour bar, 3) BGR
+            side_by_side = np.concatenate([rgb[..., ::-1], coloured], axis=1)
             depth_path = output / f'depth_{name}.png'
             cloud_path = output / f'points_{name}.png'
             cv2.imwrite(str(depth_path), side_by_side)
