@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Union
 
 METADATA_FORMAT = 'depth_estimation.artifact/1'
 PathLike = Union[str, Path]
@@ -113,7 +113,3 @@ def library_versions(*names: str) -> dict[str, str]:
         except importlib_metadata.PackageNotFoundError:
             pass
     return versions
-
-
-def optional_str(value: Optional[PathLike]) -> Optional[str]:
-    return None if value is None else str(value)

@@ -18,7 +18,7 @@ from depth_estimation.cli import main
 from depth_estimation.geometry import Intrinsics
 from depth_estimation.io import (depth_to_mm, intrinsics_from_fov, read_depth_png_mm,
                                  read_intrinsics_file, read_ply, write_depth_png_mm, write_ply)
-from depth_estimation.samples import SAMPLE_DIR
+from depth_estimation.samples import read_rgb, SAMPLE_DIR
 from depth_estimation.visualize import (add_colorbar, colorize_depth, colormap_lut, format_ticks,
                                         nice_ticks)
 
@@ -230,7 +230,7 @@ def run_predict(*argv: str) -> int:
 
 
 def read_sample(name: str) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(SAMPLE_DIR / f'{name}.png')), cv2.COLOR_BGR2RGB)
+    return read_rgb(SAMPLE_DIR / f'{name}.png')
 
 
 def test_predict_folder_with_a_corrupt_image_and_a_camera_file(
