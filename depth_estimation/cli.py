@@ -14,6 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 COMMAND_MODULES = (
+    'depth_estimation.evaluation.command',
     'depth_estimation.export.command',
     'depth_estimation.model.convert',
     'depth_estimation.predict',
