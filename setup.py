@@ -28,6 +28,9 @@ setup(
     entry_points={
         'console_scripts': [
             'depth_estimation_node = depth_estimation.ros.node:main',
+            'depth_estimation_lifecycle_node = depth_estimation.ros.node:lifecycle_main',
+            'depth_estimation_player = depth_estimation.ros.player:main',
+            'depth_estimation_recorder = depth_estimation.ros.recorder:main',
             'depth-estimation = depth_estimation.cli:main',
         ],
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +10,14 @@ import pytest
 import ros_graph  # noqa: I100  (sets the loopback DDS environment before rclpy starts)
 from ros_graph import Collector, ros_context, sample_frames, spin_until, stamped
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: I100
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: I100
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_estimation.geometry import unpack_cloud, unpack_rgb
-from depth_estimation.ros.conversions import image_to_depth
+from depth_estimation.ros.conversions import image_to_depth, image_to_millimetres
 from depth_estimation.ros.node import DepthEstimationNode, ModelLoadError
 
 pytestmark = pytest.mark.ros
@@ -27,7 +29,8 @@ OUTPUTS = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'points': Poin
 class Graph:
     """The node under test and a driver node on one executor."""
 
-    def __init__(self, context, model_path: Path, **parameters) -> None:
+    def __init__(self, context, model_path: Path, outputs: dict | None = None,
+                 **parameters) -> None:
         overrides = [Parameter('model_path', value=str(model_path)),
                      Parameter('num_threads', value=1)]
         overrides += [Parameter(name, value=value) for name, value in parameters.items()]
@@ -35,7 +38,7 @@ class Graph:
         self.driver = Node('test_driver', context=context)
         self.image_publisher = self.driver.create_publisher(Image, 'image', 10)
         self.info_publisher = self.driver.create_publisher(CameraInfo, 'camera_info', 10)
-        self.collector = Collector(self.driver, OUTPUTS)
+        self.collector = Collector(self.driver, outputs or OUTPUTS)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.driver)
@@ -67,8 +70,8 @@ class Graph:
 def graph_factory(tiny_onnx):
     graphs = []
     with ros_context() as context:
-        def make(**parameters) -> Graph:
-            graphs.append(Graph(context, tiny_onnx, **parameters))
+        def make(outputs: dict | None = None, **parameters) -> Graph:
+            graphs.append(Graph(context, tiny_onnx, outputs, **parameters))
             return graphs[-1]
         yield make
         for graph in graphs:
@@ -195,3 +198,136 @@ def test_missing_model_is_a_clear_error(tmp_path) -> None:
 
 def test_domain_is_isolated() -> None:
     assert 1 <= ros_graph.DOMAIN_ID <= 100
+
+
+ALL_OUTPUTS = {**OUTPUTS, 'depth/image_raw': Image, 'depth/colorized': Image}
+
+
+def model_depth(model_path: Path, rgb: np.ndarray) -> np.ndarray:
+    """The model's own depth for `rgb`, from a second ONNX Runtime session (H, W) metres."""
+    from depth_estimation.inference import open_backend
+
+    with open_backend(model_path, num_threads=1) as backend:
+        return backend.infer(rgb)
+
+
+def test_runtime_range_rep117_raw_colorized_and_frame_id(graph_factory, tiny_onnx) -> None:
+    graph = graph_factory(outputs=ALL_OUTPUTS, publish_depth_raw=True, publish_colorized=True,
+                          frame_id='override_frame')
+    (_, image, info), = sample_frames()[:1]
+    rgb = np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3)
+    expected = model_depth(tiny_onnx, rgb)  # (H, W) metres
+    low, high = (float(v) for v in np.percentile(expected, [30, 70]))
+    result = graph.node.set_parameters([Parameter('min_depth', value=low),
+                                        Parameter('max_depth', value=high)])
+    assert all(r.successful for r in result), result
+    image, info = stamped(image, info, 9_000, FRAME_ID)
+    graph.send(image, info)
+    assert graph.wait_for(9_000, topics=tuple(ALL_OUTPUTS))
+    messages = {topic: graph.collector.with_stamp(topic, 9_000)[0] for topic in ALL_OUTPUTS}
+    assert {m.header.frame_id for m in messages.values()} == {'override_frame'}
+
+    depth = image_to_depth(messages['depth/image'])  # (H, W) metres, REP 117
+    near, far = expected < low, expected > high
+    assert near.any() and far.any()
+    assert np.all(depth[near] == -np.inf) and np.all(depth[far] == np.inf)
+    inside = ~near & ~far
+    np.testing.assert_allclose(depth[inside], expected[inside], rtol=1e-5)
+
+    raw = messages['depth/image_raw']
+    assert (raw.encoding, raw.step) == ('16UC1', raw.width * 2)
+    millimetres = image_to_millimetres(raw)  # (H, W) uint16
+    assert np.all(millimetres[near | far] == 0)
+    np.testing.assert_allclose(millimetres[inside], expected[inside] * 1000, atol=0.51)
+
+    coloured = messages['depth/colorized']
+    assert coloured.encoding == 'rgb8'
+    assert (coloured.height, coloured.width) == (image.height, image.width)
+    pixels = np.frombuffer(coloured.data, np.uint8).reshape(image.height, image.width, 3)
+    assert np.all(pixels[near | far] == 0), 'no depth is drawn black'
+    assert pixels[inside].any()
+
+    cloud = messages['points']
+    fields = [(f.name, f.offset, f.datatype) for f in cloud.fields]
+    points = unpack_cloud(bytes(cloud.data), fields, cloud.point_step, cloud.height, cloud.width)
+    assert np.isnan(points['z'][near | far]).all(), 'out-of-range depth is no point'
+
+
+def test_points_stride_xyz_and_far_limit(graph_factory, tiny_onnx) -> None:
+    graph = graph_factory(points_stride=3, points_rgb=False)
+    (_, image, info), = sample_frames()[:1]
+    rgb = np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3)
+    expected = model_depth(tiny_onnx, rgb)  # (H, W) metres
+    limit = float(np.median(expected))
+    assert all(r.successful for r in graph.node.set_parameters(
+        [Parameter('points_max_depth', value=limit)]))
+    image, info = stamped(image, info, 11_000, FRAME_ID)
+    graph.send(image, info)
+    assert graph.wait_for(11_000)
+    cloud = graph.collector.with_stamp('points', 11_000)[0]
+    assert (cloud.height, cloud.width) == (-(-image.height // 3), -(-image.width // 3))
+    assert [f.name for f in cloud.fields] == ['x', 'y', 'z'] and cloud.point_step == 12
+    fields = [(f.name, f.offset, f.datatype) for f in cloud.fields]
+    points = unpack_cloud(bytes(cloud.data), fields, cloud.point_step, cloud.height, cloud.width)
+    xyz = np.stack([points['x'], points['y'], points['z']], axis=-1)  # (h, w, 3)
+    reference = back_project(expected, info)[::3, ::3]  # (h, w, 3), P of the full image
+    reference[reference[..., 2] > limit] = np.nan
+    np.testing.assert_allclose(xyz, reference, rtol=1e-4, atol=1e-5, equal_nan=True)
+    assert np.isnan(xyz).any() and np.isfinite(xyz).any()
+
+
+def test_intrinsics_from_field_of_view_without_camera_info(graph_factory) -> None:
+    graph = graph_factory(horizontal_fov=90)  # an integer: widened to 90.0
+    (_, image, _), = sample_frames()[:1]
+    image, _ = stamped(image, None, 13_000, FRAME_ID)
+    graph.send(image, None)
+    assert graph.wait_for(13_000)
+    depth_info = graph.collector.with_stamp('depth/camera_info', 13_000)[0]
+    assert depth_info.p[0] == pytest.approx(image.width / 2)  # tan(45 deg) = 1
+    assert depth_info.p[2] == pytest.approx((image.width - 1) / 2)
+    assert graph.node.statistics.from_parameters == 1
+
+
+def test_parameters_checked_when_set(graph_factory) -> None:
+    graph = graph_factory(publish_points=False)
+    node = graph.node
+    refused = {
+        'model_path': Parameter('model_path', value='/elsewhere.onnx'),  # not at run time
+        'min above max': Parameter('min_depth', value=50.0),  # above the model's 10 m
+        'range': Parameter('points_stride', value=0),
+        'choice': Parameter('colormap', value='no_such_map'),
+    }
+    for case, parameter in refused.items():
+        result, = node.set_parameters([parameter])
+        assert not result.successful, case
+        assert result.reason, case
+    assert node.settings.points_stride == 1 and node.settings.colormap == 'turbo'
+    result, = node.set_parameters([Parameter('colormap', value='viridis')])
+    assert result.successful and node.settings.colormap == 'viridis'
+    descriptor, = node.describe_parameters(['points_stride'])
+    assert descriptor.description and descriptor.integer_range[0].to_value == 64
+
+
+def test_diagnostics_name_the_model_and_count_frames(graph_factory, tiny_onnx) -> None:
+    graph = graph_factory(diagnostics_period=0.2)
+    arrays = []
+    graph.driver.create_subscription(DiagnosticArray, '/diagnostics', arrays.append, 10)
+    (_, image, info), = sample_frames()[:1]
+    image, info = stamped(image, info, 15_000, FRAME_ID)
+    graph.send(image, info)
+    assert graph.wait_for(15_000)
+
+    def counted() -> bool:
+        return any(dict((v.key, v.value) for v in s.values).get('frames processed') == '1'
+                   for a in arrays for s in a.status)
+
+    assert spin_until(graph.executor, counted, timeout=10.0)
+    status = arrays[-1].status[0]
+    values = {v.key: v.value for v in status.values}
+    assert status.name.endswith('depth') and 'onnxruntime' in status.hardware_id
+    assert values['artifact_sha256'] == hashlib.sha256(tiny_onnx.read_bytes()).hexdigest()[:16]
+    assert values['model'] == 'tiny'
+    assert float(values['latency p50 (ms)']) > 0
+    for key in ('input rate (Hz)', 'output rate (Hz)', 'latency p99 (ms)',
+                'frames dropped (newer frame won)'):
+        assert key in values

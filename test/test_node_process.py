@@ -63,7 +63,7 @@ def test_console_script_node_answers_frames(tiny_onnx, full_size: bool) -> None:
                 image_publisher.get_subscription_count() >= 1
                 and info_publisher.get_subscription_count() >= 1
                 and all(s.get_publisher_count() >= 1 for s in collector.subscriptions)),
-                timeout=20.0), 'the node process did not come up'
+                timeout=60.0), 'the node process did not come up'
             for index, (name, image, info) in enumerate(sample_frames('bgr8')):
                 if not full_size:
                     image = half_size(image)  # camera_info stays 640x480: the node scales it
@@ -118,3 +118,16 @@ def test_console_script_fails_clearly_without_a_model(tmp_path) -> None:
                             text=True, timeout=30)
     assert result.returncode != 0
     assert 'model_path is required' in result.stderr + result.stdout
+
+
+def test_lifecycle_console_script_refuses_a_bad_model_at_configure(tmp_path) -> None:
+    script = NODE_SCRIPT.with_name('depth_estimation_lifecycle_node')
+    if not script.exists():
+        pytest.skip(f'{script} is absent: install the package (pip install -e .)')
+    absent = tmp_path / 'absent.onnx'
+    result = subprocess.run([str(script), '--ros-args', '-p', f'model_path:={absent}', '-p',
+                             'autostart:=true'], env=ros_environment(), capture_output=True,
+                            text=True, timeout=30)
+    output = result.stderr + result.stdout
+    assert result.returncode == 1, output
+    assert 'configure failed' in output and 'cannot load model' in output

@@ -22,6 +22,16 @@ from depth_estimation.geometry import depth_to_points, Intrinsics, pack_cloud, s
 # Input encodings the node accepts: bytes per pixel of each.
 COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 DEPTH_ENCODING = '32FC1'
+RAW_DEPTH_ENCODING = '16UC1'
+FLOAT_ENCODINGS = ('32FC1', '32FC2', '32FC3', '32FC4', '64FC1', '64FC2', '64FC3', '64FC4')
+
+
+class ImageError(ValueError):
+    """An Image the node cannot read; `kind` names the problem (for counters and log keys)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def _as_uint8_array(data: Any) -> array:
@@ -37,25 +47,34 @@ def _as_uint8_array(data: Any) -> array:
 def image_to_rgb(msg: Image) -> np.ndarray:
     """A colour or mono8 Image -> RGB uint8 (H, W, 3), a new array.
 
-    Raises ValueError for an unsupported encoding, an empty image, a step shorter than a row, or
-    data whose length is not step * height.
+    Raises ValueError for an unsupported encoding (float and 16-bit depth images included), an
+    empty image, big-endian data, a step shorter than a row, or data whose length is not
+    step * height.
     """
     encoding = msg.encoding
     channels = COLOR_ENCODINGS.get(encoding)
     if channels is None:
-        raise ValueError(f'unsupported image encoding {encoding!r}; expected one of '
+        hint = ''
+        if encoding in FLOAT_ENCODINGS or encoding in ('16UC1', 'mono16'):
+            hint = ' (a depth or float image: is a depth topic remapped to the colour input?)'
+        raise ImageError('float_image' if encoding in FLOAT_ENCODINGS else 'encoding',
+                         f'unsupported image encoding {encoding!r}{hint}; expected one of '
                          f'{sorted(COLOR_ENCODINGS)}')
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
-        raise ValueError(f'empty image {width}x{height}')
+        raise ImageError('empty', f'empty image {width}x{height}')
+    if msg.is_bigendian:
+        raise ImageError('big_endian', f'big-endian image data (is_bigendian set on a '
+                         f'{encoding} image) is not supported; publish little-endian data with '
+                         'is_bigendian = 0')
     row_bytes = width * channels
     if step < row_bytes:
-        raise ValueError(f'step {step} is shorter than a row of {width} {encoding} pixels '
-                         f'({row_bytes} bytes)')
+        raise ImageError('step', f'step {step} is shorter than a row of {width} {encoding} '
+                         f'pixels ({row_bytes} bytes)')
     data = np.frombuffer(msg.data, dtype=np.uint8)  # (step * H,) bytes
     if data.size != step * height:
-        raise ValueError(f'image data has {data.size} bytes, expected step * height = '
-                         f'{step} * {height} = {step * height}')
+        raise ImageError('data_length', f'image data has {data.size} bytes, expected step * '
+                         f'height = {step} * {height} = {step * height}')
     rows = data.reshape(height, step)[:, :row_bytes]  # (H, W * C) without row padding
     packed = SimpleNamespace(height=height, width=width, encoding=encoding, is_bigendian=False,
                              step=row_bytes, data=np.ascontiguousarray(rows))
@@ -94,14 +113,20 @@ def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None,
     return msg
 
 
-def depth_to_image(depth: np.ndarray, header: Header) -> Image:
-    """Depth (H, W) metres -> 32FC1 Image (REP 118); invalid (non-finite, <= 0) written as NaN."""
+def depth_to_image(depth: np.ndarray, header: Header, keep_infinity: bool = False) -> Image:
+    """Depth (H, W) metres -> 32FC1 Image (REP 118); invalid (non-finite, <= 0) written as NaN.
+
+    With `keep_infinity`, -Inf and +Inf pass through (REP 117: too close / out of range).
+    """
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
     values = depth.astype('<f4')  # (H, W) metres, little-endian copy
     with np.errstate(invalid='ignore'):
-        values[~(np.isfinite(values) & (values > 0))] = np.nan
+        invalid = ~(np.isfinite(values) & (values > 0))
+        if keep_infinity:
+            invalid &= ~np.isinf(values)
+        values[invalid] = np.nan
     msg = Image()
     msg.header = header
     msg.height, msg.width = int(depth.shape[0]), int(depth.shape[1])
@@ -110,6 +135,35 @@ def depth_to_image(depth: np.ndarray, header: Header) -> Image:
     msg.step = int(msg.width * 4)
     msg.data = _as_uint8_array(values.tobytes())
     return msg
+
+
+def millimetres_to_image(millimetres: np.ndarray, header: Header) -> Image:
+    """uint16 (H, W) millimetres -> 16UC1 Image (REP 118 raw form, 0 = invalid)."""
+    millimetres = np.asarray(millimetres)
+    if millimetres.ndim != 2 or millimetres.dtype != np.uint16:
+        raise ValueError(f'expected uint16 (H, W), got {millimetres.dtype} {millimetres.shape}')
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(millimetres.shape[0]), int(millimetres.shape[1])
+    msg.encoding = RAW_DEPTH_ENCODING
+    msg.is_bigendian = False
+    msg.step = int(msg.width * 2)
+    msg.data = _as_uint8_array(millimetres.astype('<u2').tobytes())
+    return msg
+
+
+def image_to_millimetres(msg: Image) -> np.ndarray:
+    """A 16UC1 Image -> uint16 (H, W) millimetres (a copy)."""
+    if msg.encoding != RAW_DEPTH_ENCODING:
+        raise ValueError(f'expected a {RAW_DEPTH_ENCODING} image, got {msg.encoding!r}')
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.frombuffer(msg.data, dtype=np.uint8)  # (step * H,)
+    if step < width * 2 or data.size != step * height:
+        raise ValueError(f'16UC1 image data has {data.size} bytes for step {step} and {width}x'
+                         f'{height}')
+    rows = data.reshape(height, step)[:, :width * 2]  # (H, W * 2)
+    dtype = np.dtype('>u2' if msg.is_bigendian else '<u2')
+    return np.ascontiguousarray(rows).view(dtype).astype(np.uint16)  # (H, W) mm
 
 
 def image_to_depth(msg: Image) -> np.ndarray:
@@ -162,6 +216,20 @@ def scale_camera_info(info: CameraInfo, width: int, height: int,
     out.p = scale_projection(projection, scale_x, scale_y)
     # binning and ROI describe the full-resolution sensor; the scaled image has neither.
     return out
+
+
+def camera_info_from_intrinsics(intrinsics: Intrinsics, header: Header) -> CameraInfo:
+    """A CameraInfo (plumb_bob, no distortion, identity R, P = [K | 0]) for pinhole intrinsics."""
+    info = CameraInfo()
+    info.header = header
+    info.width, info.height = int(intrinsics.width), int(intrinsics.height)
+    info.distortion_model = 'plumb_bob'
+    info.d = [0.0] * 5
+    info.k = [float(v) for v in intrinsics.camera_matrix().reshape(-1)]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [intrinsics.fx, 0.0, intrinsics.cx, 0.0, 0.0, intrinsics.fy, intrinsics.cy, 0.0,
+              0.0, 0.0, 1.0, 0.0]
+    return info
 
 
 def points_to_cloud(points: np.ndarray, header: Header,

@@ -1,0 +1,49 @@
+"""The one place that turns the node's plain statistics into diagnostic_msgs (topic_monitor style).
+
+Also the model's identity for diagnostics and logs: backend, model, config hash and a hash of the
+artifact file, so an operator can tell exactly which engine or ONNX file is running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+HASH_CHUNK = 1 << 20
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks (engines can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for chunk in iter(lambda: stream.read(HASH_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_identity(model_path: Union[str, Path], description: Mapping[str, Any]) -> dict[str, str]:
+    """Backend description plus the artifact path and the first 16 hex digits of its SHA-256."""
+    identity = {str(key): str(value) for key, value in description.items()}
+    identity['model_path'] = str(model_path)
+    identity['artifact_sha256'] = file_sha256(model_path)[:16]
+    return identity
+
+
+def diagnostic_array(stamp: Any, name: str, hardware_id: str, level: int, message: str,
+                     values: Sequence[tuple[str, str]]) -> DiagnosticArray:
+    """One DiagnosticArray holding one status built from `FrameStatistics.report()`.
+
+    `stamp` is a builtin_interfaces/Time (the node clock's now).
+    """
+    status = DiagnosticStatus(level=bytes([level]), name=name, message=message,
+                              hardware_id=hardware_id,
+                              values=[KeyValue(key=key, value=value) for key, value in values])
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array
+
+
+__all__ = ['diagnostic_array', 'file_sha256', 'model_identity']

@@ -1,0 +1,440 @@
+"""`depth_estimation_player`: publish `image` + `camera_info` from a folder, a video or a bag.
+
+Sources
+- an image folder (png, jpg, jpeg, bmp; sorted by name) at `--fps` (default 10);
+- a video file read with OpenCV at its own frame rate (or `--fps`);
+- a bag read with `rosbags`' AnyReader: rosbag2 (sqlite3 .db3 or .mcap, the bag directory or the
+  file) or a ROS 1 .bag, read directly (no conversion needed). The image topic is picked
+  automatically (a sensor_msgs/Image or CompressedImage topic, colour before depth) unless
+  `--bag-image-topic` names it; the CameraInfo topic nearest to it likewise
+  (`--bag-camera-info-topic`). Played at the recorded timing times `--rate`, or at `--fps`.
+
+camera_info is published just before each image with the image's header (so the node matches it by
+stamp); for folders and videos it comes from `--camera-info` (a ROS calibration YAML) or
+`--horizontal-fov`, else none is published. Stamps are the current time unless `--keep-stamps`.
+`--loop` starts over at the end. Publishers use the sensor-data QoS (best effort, like camera
+drivers) unless `--reliable`.
+
+Example:
+    depth_estimation_player recording.bag \
+        --loop --fps 5 --ros-args -r image:=/camera/image -r camera_info:=/camera/camera_info
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+import sys
+import time
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
+VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
+BAG_SUFFIXES = ('.bag', '.db3', '.mcap')
+IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+DEFAULT_FRAME_ID = 'camera_optical_frame'
+
+
+@dataclass
+class SourceFrame:
+    """One frame to publish: its recorded time, the Image and the CameraInfo to go with it."""
+
+    time_ns: int  # recorded (or synthetic) time, used for pacing
+    image: Any  # sensor_msgs/Image
+    camera_info: Optional[Any]  # sensor_msgs/CameraInfo or None
+
+
+class PlayerError(ValueError):
+    """A source that cannot be played, with what is wrong."""
+
+
+# Message conversion ---------------------------------------------------------------------------
+
+def _field(source: Any, name: str) -> Any:
+    """A field of a rosbags message by its ROS 2 name, or its ROS 1 name (CameraInfo's K, P)."""
+    for candidate in (name, name.upper()):
+        if hasattr(source, candidate):
+            return getattr(source, candidate)
+    return None
+
+
+def to_rclpy(source: Any, message_type: type) -> Any:
+    """Copy a message deserialized by rosbags (ROS 1 or ROS 2 layout) into an rclpy message.
+
+    Fields are matched by name (ROS 1 upper-case names too); fields the target lacks (ROS 1
+    Header.seq) are dropped, missing ones keep their defaults.
+    """
+    message = message_type()
+    for name in message_type.get_fields_and_field_types():
+        value = _field(source, name)
+        if value is None:
+            continue
+        current = getattr(message, name)
+        if hasattr(type(current), 'get_fields_and_field_types'):
+            setattr(message, name, to_rclpy(value, type(current)))
+        elif isinstance(value, np.ndarray):
+            if name == 'data' and value.dtype == np.uint8:
+                from depth_estimation.ros.conversions import _as_uint8_array
+
+                setattr(message, name, _as_uint8_array(value))
+            else:
+                setattr(message, name, [float(v) for v in value.reshape(-1)])
+        else:
+            setattr(message, name, value)
+    return message
+
+
+def compressed_to_image(source: Any, header: Any) -> Any:
+    """A rosbags CompressedImage (jpeg/png) -> rclpy Image bgr8 (or mono8) with `header`."""
+    import cv2
+    from sensor_msgs.msg import Image
+
+    from depth_estimation.ros.conversions import _as_uint8_array
+
+    pixels = cv2.imdecode(np.asarray(source.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise PlayerError(f'cannot decode a compressed image of format {source.format!r}')
+    if pixels.dtype != np.uint8:
+        raise PlayerError(f'compressed image decodes to {pixels.dtype}, expected 8-bit colour')
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}[channels]
+    message = Image(header=header, height=int(pixels.shape[0]), width=int(pixels.shape[1]),
+                    encoding=encoding, is_bigendian=False, step=int(pixels.shape[1] * channels))
+    message.data = _as_uint8_array(np.ascontiguousarray(pixels).tobytes())
+    return message
+
+
+# Sources --------------------------------------------------------------------------------------
+
+def _header(frame_id: str) -> Any:
+    from std_msgs.msg import Header
+
+    return Header(frame_id=frame_id)
+
+
+class FolderSource:
+    """Images of a folder, sorted by name, at a fixed rate."""
+
+    def __init__(self, folder: Path, camera_info: Optional[Any] = None, fps: float = 10.0,
+                 frame_id: str = DEFAULT_FRAME_ID) -> None:
+        self.paths = sorted(p for p in Path(folder).iterdir()
+                            if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise PlayerError(f'no {"/".join(IMAGE_SUFFIXES)} images in {folder}')
+        self.camera_info = camera_info
+        self.period_ns = int(1e9 / (fps if fps > 0 else 10.0))
+        self.frame_id = frame_id
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        from depth_estimation.ros.conversions import rgb_to_image
+        from depth_estimation.samples import read_rgb
+
+        for index, path in enumerate(self.paths):
+            image = rgb_to_image(read_rgb(path), _header(self.frame_id))
+            yield SourceFrame(index * self.period_ns, image, self.camera_info)
+
+
+class VideoSource:
+    """Frames of a video file (OpenCV), timed by the file's own timestamps."""
+
+    def __init__(self, path: Path, camera_info: Optional[Any] = None,
+                 frame_id: str = DEFAULT_FRAME_ID) -> None:
+        import cv2
+
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise PlayerError(f'OpenCV cannot open the video {path}')
+        self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
+        capture.release()
+        self.path = Path(path)
+        self.camera_info = camera_info
+        self.frame_id = frame_id
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        import cv2
+
+        from depth_estimation.ros.conversions import rgb_to_image
+
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            index = 0
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    return
+                time_ns = int(index * 1e9 / self.fps)
+                rgb = np.ascontiguousarray(bgr[..., ::-1])  # (H, W, 3)
+                yield SourceFrame(time_ns, rgb_to_image(rgb, _header(self.frame_id)),
+                                  self.camera_info)
+                index += 1
+        finally:
+            capture.release()
+
+
+def _common_prefix(a: str, b: str) -> int:
+    count = 0
+    for x, y in zip(a.split('/'), b.split('/')):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def choose_topics(connections: Sequence[tuple[str, str]], image_topic: Optional[str] = None,
+                  camera_info_topic: Optional[str] = None) -> tuple[str, Optional[str]]:
+    """(image topic, CameraInfo topic or None) from a bag's (topic, message type) pairs.
+
+    Automatic image topic: an Image or CompressedImage topic, those without 'depth' in the name
+    first, then those named colour/color/rgb; CameraInfo: the one sharing the longest namespace
+    prefix with it.
+    """
+    types = dict(connections)
+    if image_topic is None:
+        candidates = [topic for topic, kind in connections if kind in IMAGE_TYPES]
+        if not candidates:
+            raise PlayerError(f'the bag has no {" or ".join(IMAGE_TYPES)} topic; topics: '
+                              f'{sorted(types)}')
+
+        def preference(topic: str) -> tuple[int, int]:
+            lower = topic.lower()
+            return ('depth' in lower, not any(word in lower for word in ('color', 'rgb')))
+
+        image_topic = sorted(candidates, key=preference)[0]
+    elif types.get(image_topic) not in IMAGE_TYPES:
+        raise PlayerError(f'topic {image_topic!r} is not an image topic in this bag: '
+                          f'{sorted(t for t, k in connections if k in IMAGE_TYPES)}')
+    if camera_info_topic is None:
+        infos = [topic for topic, kind in connections if kind == CAMERA_INFO_TYPE]
+        camera_info_topic = max(infos, key=lambda t: _common_prefix(t, image_topic),
+                                default=None)
+    elif types.get(camera_info_topic) != CAMERA_INFO_TYPE:
+        raise PlayerError(f'topic {camera_info_topic!r} is not a CameraInfo topic in this bag')
+    return image_topic, camera_info_topic
+
+
+def _bag_paths(path: Path) -> list[Path]:
+    """What AnyReader opens: a ROS 1 .bag file, or a rosbag2 directory (also from its file)."""
+    path = Path(path)
+    if path.is_file() and path.suffix in ('.db3', '.mcap'):
+        if not (path.parent / 'metadata.yaml').is_file():
+            raise PlayerError(f'{path} has no metadata.yaml beside it: pass its rosbag2 folder')
+        return [path.parent]
+    return [path]
+
+
+class BagSource:
+    """Image (+ CameraInfo) messages of a rosbag2 or ROS 1 bag, in recorded order."""
+
+    def __init__(self, path: Path, image_topic: Optional[str] = None,
+                 camera_info_topic: Optional[str] = None, frame_id: str = '') -> None:
+        from rosbags.highlevel import AnyReader, AnyReaderError
+        from rosbags.typesys import get_typestore, Stores
+
+        self.paths = _bag_paths(path)
+        self._open = lambda: AnyReader(self.paths,
+                                       default_typestore=get_typestore(Stores.ROS2_KILTED))
+        try:
+            with self._open() as reader:
+                pairs = [(c.topic, c.msgtype) for c in reader.connections]
+        except (AnyReaderError, OSError, ValueError) as error:
+            raise PlayerError(f'cannot read the bag {path}: {error}') from error
+        self.image_topic, self.camera_info_topic = choose_topics(pairs, image_topic,
+                                                                 camera_info_topic)
+        self.frame_id = frame_id
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        from sensor_msgs.msg import CameraInfo, Image
+
+        topics = {self.image_topic, self.camera_info_topic} - {None}
+        latest_info: Optional[Any] = None
+        with self._open() as reader:
+            connections = [c for c in reader.connections if c.topic in topics]
+            for connection, time_ns, raw in reader.messages(connections=connections):
+                message = reader.deserialize(raw, connection.msgtype)
+                if connection.msgtype == CAMERA_INFO_TYPE:
+                    latest_info = to_rclpy(message, CameraInfo)
+                    continue
+                if connection.msgtype == 'sensor_msgs/msg/CompressedImage':
+                    header = to_rclpy(message.header, type(Image().header))
+                    image = compressed_to_image(message, header)
+                else:
+                    image = to_rclpy(message, Image)
+                if self.frame_id:
+                    image.header.frame_id = self.frame_id
+                yield SourceFrame(int(time_ns), image, latest_info)
+
+
+def open_source(path: Path, camera_info: Optional[Any] = None, fps: float = 0.0,
+                frame_id: str = '', image_topic: Optional[str] = None,
+                camera_info_topic: Optional[str] = None) -> Any:
+    """The source for `path`: a folder, a video file or a bag (by suffix or rosbag2 folder)."""
+    path = Path(path)
+    if not path.exists():
+        raise PlayerError(f'{path} does not exist')
+    if path.is_dir() and not (path / 'metadata.yaml').is_file():
+        return FolderSource(path, camera_info, fps or 10.0, frame_id or DEFAULT_FRAME_ID)
+    if path.is_dir() or path.suffix.lower() in BAG_SUFFIXES:
+        return BagSource(path, image_topic, camera_info_topic, frame_id)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoSource(path, camera_info, frame_id or DEFAULT_FRAME_ID)
+    raise PlayerError(f'cannot tell what {path} is: expected a folder of images, a video '
+                      f'({", ".join(VIDEO_SUFFIXES)}) or a bag ({", ".join(BAG_SUFFIXES)} or '
+                      'a rosbag2 folder)')
+
+
+# Playing --------------------------------------------------------------------------------------
+
+def play(source: Any, publish: Callable[[SourceFrame], None], rate: float = 1.0,
+         fps: float = 0.0, loop: bool = False, max_frames: int = 0,
+         keep_running: Callable[[], bool] = lambda: True,
+         clock: Callable[[], float] = time.monotonic,
+         sleep: Callable[[float], None] = time.sleep) -> int:
+    """Publish the frames of `source` paced by their recorded times / `rate`, or at `fps`.
+
+    Returns the number of frames published. `max_frames` > 0 stops after that many (over loops).
+    """
+    if rate <= 0 and fps <= 0:
+        raise ValueError('rate or fps must be positive')
+    published = 0
+    start = clock()
+    elapsed_before = 0.0  # seconds of schedule used by earlier loops
+    while True:
+        first_ns: Optional[int] = None
+        last_offset = 0.0
+        for frame in source:
+            if not keep_running() or (max_frames and published >= max_frames):
+                return published
+            if fps > 0:
+                offset = published / fps
+            else:
+                first_ns = frame.time_ns if first_ns is None else first_ns
+                offset = elapsed_before + (frame.time_ns - first_ns) / 1e9 / rate
+            last_offset = offset
+            wait = start + offset - clock()
+            if wait > 0:
+                sleep(wait)
+            publish(frame)
+            published += 1
+        if published == 0:
+            raise PlayerError('the source has no frames')
+        if not loop:
+            return published
+        period = 1.0 / fps if fps > 0 else 0.1 / rate  # gap before the loop starts over
+        elapsed_before = last_offset + period
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='depth_estimation_player',
+        description='Publish image + camera_info from an image folder, a video file or a bag '
+                    '(rosbag2 db3/mcap or ROS 1 .bag) for depth_estimation_node. ROS arguments '
+                    'go after --ros-args (e.g. -r image:=/camera/image).')
+    parser.add_argument('source', type=Path, help='image folder, video file, bag file or '
+                        'rosbag2 folder')
+    parser.add_argument('--fps', type=float, default=0.0, help='fixed publishing rate '
+                        '(default: the recorded timing; 10 for folders)')
+    parser.add_argument('--rate', type=float, default=1.0, help='speed factor on the recorded '
+                        'timing (default 1.0)')
+    parser.add_argument('--loop', action='store_true', help='start over at the end')
+    parser.add_argument('--max-frames', type=int, default=0, help='stop after N frames (0: no '
+                        'limit)')
+    parser.add_argument('--camera-info', type=Path, default=None, help='ROS camera_info YAML for '
+                        'folders and videos')
+    parser.add_argument('--horizontal-fov', type=float, default=0.0, help='degrees; a pinhole '
+                        'camera_info for folders and videos without --camera-info')
+    parser.add_argument('--frame-id', default='', help='frame id of the published headers '
+                        f'(default: the bag\'s, or {DEFAULT_FRAME_ID})')
+    parser.add_argument('--keep-stamps', action='store_true', help='keep the recorded stamps '
+                        'instead of the current time')
+    parser.add_argument('--bag-image-topic', default=None, help='image topic in the bag')
+    parser.add_argument('--bag-camera-info-topic', default=None, help='CameraInfo topic in the '
+                        'bag')
+    parser.add_argument('--reliable', action='store_true', help='reliable publishers (default: '
+                        'sensor-data QoS, best effort, as camera drivers)')
+    parser.add_argument('--wait-for-subscriber', type=float, default=0.0, metavar='SECONDS',
+                        help='wait up to this long for a subscriber of image before starting')
+    return parser
+
+
+def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[Any]:
+    from depth_estimation.ros.conversions import (camera_info_from_intrinsics,
+                                                  camera_info_from_yaml)
+    from depth_estimation.ros.products import intrinsics_from_parameters
+
+    if args.camera_info is not None:
+        return camera_info_from_yaml(args.camera_info)
+    if args.horizontal_fov > 0:
+        first = next(iter(source))
+        intrinsics = intrinsics_from_parameters(first.image.width, first.image.height,
+                                                horizontal_fov_deg=args.horizontal_fov)
+        return camera_info_from_intrinsics(intrinsics, _header(''))
+    return None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
+    from rclpy.utilities import remove_ros_args
+    from sensor_msgs.msg import CameraInfo, Image
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(remove_ros_args(['player'] + argv)[1:])
+    try:
+        source = open_source(args.source, None, args.fps, args.frame_id, args.bag_image_topic,
+                             args.bag_camera_info_topic)
+        if isinstance(source, (FolderSource, VideoSource)):
+            source.camera_info = _camera_info_for_files(args, source)
+    except (PlayerError, OSError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    describe = (f'{source.image_topic} (+ {source.camera_info_topic or "no camera_info"})'
+                if isinstance(source, BagSource) else str(args.source))
+
+    rclpy.init(args=['player'] + argv, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node('depth_estimation_player')
+    qos = (QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if args.reliable
+           else qos_profile_sensor_data)
+    image_publisher = node.create_publisher(Image, 'image', qos)
+    info_publisher = node.create_publisher(CameraInfo, 'camera_info', qos)
+    deadline = time.monotonic() + args.wait_for_subscriber
+    while image_publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def publish(frame: SourceFrame) -> None:
+        image = frame.image
+        if not args.keep_stamps:
+            image.header.stamp = node.get_clock().now().to_msg()
+        if frame.camera_info is not None:
+            frame.camera_info.header = image.header
+            info_publisher.publish(frame.camera_info)
+        image_publisher.publish(image)
+
+    node.get_logger().info(f'playing {describe} on {image_publisher.topic_name}'
+                           f'{" (loop)" if args.loop else ""}')
+    started = time.monotonic()
+    published = 0
+    code = 0
+    try:
+        published = play(source, publish, rate=args.rate, fps=args.fps, loop=args.loop,
+                         max_frames=args.max_frames, keep_running=rclpy.ok)
+    except KeyboardInterrupt:
+        pass
+    except PlayerError as error:
+        node.get_logger().error(str(error))
+        code = 2
+    finally:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        node.get_logger().info(f'published {published} frames in {elapsed:.1f} s'
+                               f'{f" ({published / elapsed:.1f} frames/s)" if published else ""}')
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

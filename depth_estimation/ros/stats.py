@@ -1,0 +1,208 @@
+"""Frame statistics and log throttling of the depth node, as plain classes (no rclpy).
+
+Like ros2/demos' topic_monitor: the numbers live in small classes that tests drive with their own
+clock; one function in the node (`diagnostics.py`) turns `FrameStatistics.report()` into a
+diagnostic_msgs/DiagnosticStatus. Times are seconds from any monotonic clock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+import threading
+from typing import Optional
+
+import numpy as np
+
+# Levels of diagnostic_msgs/DiagnosticStatus (its byte constants), without importing it.
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+class RateMeter:
+    """Events per second over the last `window` seconds."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        if window <= 0:
+            raise ValueError(f'window must be positive, got {window}')
+        self.window = float(window)
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float) -> None:
+        self._times.append(now)
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._times and self._times[0] < now - self.window:
+            self._times.popleft()
+
+    def rate(self, now: float) -> float:
+        """Events per second: events in the window over the time they span (0 with < 2)."""
+        self._trim(now)
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+    def last(self) -> Optional[float]:
+        return self._times[-1] if self._times else None
+
+
+class LatencyWindow:
+    """The last `size` durations (seconds) and their percentiles."""
+
+    def __init__(self, size: int = 500) -> None:
+        if size < 1:
+            raise ValueError(f'size must be >= 1, got {size}')
+        self._values: deque[float] = deque(maxlen=size)
+
+    def add(self, seconds: float) -> None:
+        self._values.append(float(seconds))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0..100, linear interpolation); NaN when empty."""
+        if not self._values:
+            return float('nan')
+        return float(np.percentile(np.fromiter(self._values, dtype=np.float64), q))
+
+
+@dataclass
+class FrameStatistics:
+    """Counters, rates and latencies of the node; thread-safe (callbacks and the worker)."""
+
+    window: float = 5.0  # seconds of the rate meters and of "recent" problems
+    received: int = 0
+    processed: int = 0
+    dropped: int = 0  # replaced by a newer frame before the worker took it
+    skipped: int = 0  # bad input or a failure while processing
+    skipped_by_reason: Counter = field(default_factory=Counter)
+    rejected_camera_info: int = 0
+    without_camera_info: int = 0  # published depth only: no intrinsics at all
+    from_parameters: int = 0  # intrinsics from parameters (no camera_info)
+    total_latency: float = 0.0
+    last_latency: float = 0.0  # image received -> all outputs published
+    last_inference: float = 0.0  # backend.infer, all stages
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self.input_rate = RateMeter(self.window)
+        self.output_rate = RateMeter(self.window)
+        self.latency = LatencyWindow()
+        self.inference = LatencyWindow()
+        self._recent_skips: deque[tuple[float, str]] = deque()
+        self._last_skip: Optional[str] = None
+
+    @property
+    def mean_latency(self) -> float:
+        return self.total_latency / self.processed if self.processed else 0.0
+
+    def on_received(self, now: float, replaced_pending: bool) -> None:
+        with self._lock:
+            self.received += 1
+            self.dropped += int(replaced_pending)
+            self.input_rate.tick(now)
+
+    def on_skipped(self, now: float, reason: str, message: str) -> None:
+        with self._lock:
+            self.skipped += 1
+            self.skipped_by_reason[reason] += 1
+            self._recent_skips.append((now, reason))
+            self._last_skip = message
+
+    def on_camera_info_rejected(self, now: float, message: str) -> None:
+        with self._lock:
+            self.rejected_camera_info += 1
+            self._recent_skips.append((now, 'camera_info_rejected'))
+            self._last_skip = message
+
+    def on_processed(self, now: float, latency: float, inference: float) -> None:
+        with self._lock:
+            self.processed += 1
+            self.total_latency += latency
+            self.last_latency = latency
+            self.last_inference = inference
+            self.latency.add(latency)
+            self.inference.add(inference)
+            self.output_rate.tick(now)
+
+    def recent_problems(self, now: float) -> Counter:
+        """Skips and rejections by reason within the last `window` seconds."""
+        with self._lock:
+            while self._recent_skips and self._recent_skips[0][0] < now - self.window:
+                self._recent_skips.popleft()
+            return Counter(reason for _, reason in self._recent_skips)
+
+    def report(self, now: float, active: bool = True,
+               identity: Optional[dict[str, str]] = None
+               ) -> tuple[int, str, list[tuple[str, str]]]:
+        """(level, message, key-value pairs) for one DiagnosticStatus.
+
+        OK while frames flow; WARN when active without input for a whole window, when frames were
+        skipped or camera_info rejected within the window, or when depth went out without
+        intrinsics; OK with 'inactive' while a lifecycle node is configured but not active.
+        """
+        problems = self.recent_problems(now)
+        with self._lock:
+            last_input = self.input_rate.last()
+            values = [
+                ('input rate (Hz)', f'{self.input_rate.rate(now):.2f}'),
+                ('output rate (Hz)', f'{self.output_rate.rate(now):.2f}'),
+                ('latency p50 (ms)', _ms(self.latency.percentile(50))),
+                ('latency p99 (ms)', _ms(self.latency.percentile(99))),
+                ('inference p50 (ms)', _ms(self.inference.percentile(50))),
+                ('inference p99 (ms)', _ms(self.inference.percentile(99))),
+                ('frames received', str(self.received)),
+                ('frames processed', str(self.processed)),
+                ('frames dropped (newer frame won)', str(self.dropped)),
+                ('frames skipped', str(self.skipped)),
+                ('camera_info rejected', str(self.rejected_camera_info)),
+                ('frames without intrinsics', str(self.without_camera_info)),
+                ('frames with intrinsics from parameters', str(self.from_parameters)),
+            ]
+            values += [(f'skipped: {reason}', str(count))
+                       for reason, count in sorted(self.skipped_by_reason.items())]
+            last_skip = self._last_skip
+        values += sorted((identity or {}).items())
+        if not active:
+            return OK, 'inactive', values
+        if last_input is None or last_input < now - self.window:
+            return WARN, f'no image received for {self.window:g} s', values
+        if problems:
+            summary = ', '.join(f'{reason} x{count}' for reason, count in sorted(problems.items()))
+            message = f'bad input in the last {self.window:g} s: {summary}; last: {last_skip}'
+            return WARN, message, values
+        return OK, 'running', values
+
+
+def _ms(seconds: float) -> str:
+    return 'n/a' if seconds != seconds else f'{seconds * 1e3:.1f}'
+
+
+class LogThrottle:
+    """At most one log line per key every `period` seconds, counting what it held back.
+
+    rclpy's own throttling is keyed by the call site, so one site that logs different problems
+    would hide all but the first; this keys by the problem instead.
+    """
+
+    def __init__(self, period: float = 5.0) -> None:
+        self.period = float(period)
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, now: float) -> Optional[int]:
+        """None to stay quiet; otherwise the number of lines held back since the last one."""
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.period:
+                self._suppressed[key] += 1
+                return None
+            self._last[key] = now
+            return self._suppressed.pop(key, 0)
+
+
+__all__ = ['ERROR', 'FrameStatistics', 'LatencyWindow', 'LogThrottle', 'OK', 'RateMeter',
+           'STALE', 'WARN']
