@@ -31,6 +31,7 @@ setup(
             'depth_estimation_lifecycle_node = depth_estimation.ros.node:lifecycle_main',
             'depth_estimation_player = depth_estimation.ros.player:main',
             'depth_estimation_recorder = depth_estimation.ros.recorder:main',
+            'depth_estimation_sim_camera = depth_estimation.ros.sim_camera:main',
             'depth-estimation = depth_estimation.cli:main',
         ],
     },

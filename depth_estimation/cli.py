@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     'depth_estimation.model.convert',
     'depth_estimation.predict',
     'depth_estimation.ros.demo',
+    'depth_estimation.sim.dataset',
 )
 
 

@@ -1,0 +1,163 @@
+"""`depth_estimation_sim_camera`: the simulated robot camera of `depth_estimation.sim` on ROS.
+
+Publishes, all with the same header (stamp = when the frame was rendered, frame id = the optical
+frame):
+
+| topic | type | what |
+|---|---|---|
+| `image` | sensor_msgs/Image rgb8 | the rendered colour image |
+| `camera_info` | sensor_msgs/CameraInfo | K and P of that image (the renderer's own pinhole) |
+| `ground_truth/depth` | sensor_msgs/Image 32FC1 | exact z-depth in metres, NaN = nothing |
+
+camera_info and ground truth go out just before the image, so a node that matches camera_info by
+stamp has it when the image arrives. Each frame advances the robot by 1 / `rate` simulated
+seconds whatever the rendering takes, so the motion per frame is the same on any machine (a slow
+machine shows it in slow motion). After `frames_per_scene` frames the camera moves on to the next
+room. Parameters (all read once at start):
+
+| parameter | default | meaning |
+|---|---|---|
+| `seed` | 1 | room family (the demo model was trained on seed 0: seed 1 rooms are unseen) |
+| `first_scene` | 0 | index of the first room |
+| `frames_per_scene` | 100 | frames before the next room |
+| `rate` | 3.0 | frames per second (the timer period; rendering bounds it from above) |
+| `width`, `height` | 640, 480 | image size |
+| `vertical_fov` | 58.0 | degrees |
+| `frame_id` | camera_color_optical_frame | header frame id (REP 103 optical frame) |
+| `publish_ground_truth` | true | publish `ground_truth/depth` |
+| `reliability` | reliable | QoS of all three publishers: reliable or best_effort |
+| `max_frames` | 0 | exit after this many frames (0: run until Ctrl-C) |
+
+Example:
+    depth_estimation_sim_camera --ros-args -p seed:=3 -p rate:=5.0 -r image:=/camera/image
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from depth_estimation.ros.conversions import (camera_info_from_intrinsics, depth_to_image,
+                                              rgb_to_image)
+from depth_estimation.sim.camera import CameraModel
+from depth_estimation.sim.scenes import SimFrame, SimulatedCamera
+
+NODE_NAME = 'sim_camera'
+DEFAULTS: dict[str, Any] = {
+    'seed': 1, 'first_scene': 0, 'frames_per_scene': 100, 'rate': 3.0, 'width': 640,
+    'height': 480, 'vertical_fov': 58.0, 'frame_id': 'camera_color_optical_frame',
+    'publish_ground_truth': True, 'reliability': 'reliable', 'max_frames': 0,
+}
+
+
+class SimCameraNode(Node):
+    """Renders the next frame on every timer tick and publishes it (see the module docstring)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        values = {name: self.declare_parameter(name, default).value
+                  for name, default in DEFAULTS.items()}
+        if values['rate'] <= 0:
+            raise ValueError(f'rate must be positive, got {values["rate"]}')
+        if values['reliability'] not in ('reliable', 'best_effort'):
+            raise ValueError(f'reliability must be reliable or best_effort, got '
+                             f'{values["reliability"]!r}')
+        self.frame_id = str(values['frame_id'])
+        self.max_frames = int(values['max_frames'])
+        self.publish_ground_truth = bool(values['publish_ground_truth'])
+        camera = CameraModel(width=int(values['width']), height=int(values['height']),
+                             vertical_fov_deg=float(values['vertical_fov']))
+        self.camera = SimulatedCamera(seed=int(values['seed']),
+                                      frames_per_scene=int(values['frames_per_scene']),
+                                      interval=1.0 / float(values['rate']), camera=camera,
+                                      first_scene=int(values['first_scene']))
+        reliability = (ReliabilityPolicy.RELIABLE if values['reliability'] == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=5, reliability=reliability)
+        self.image_publisher = self.create_publisher(Image, 'image', qos)
+        self.info_publisher = self.create_publisher(CameraInfo, 'camera_info', qos)
+        self.depth_publisher = (self.create_publisher(Image, 'ground_truth/depth', qos)
+                                if self.publish_ground_truth else None)
+        self.published = 0
+        self._scene: Optional[int] = None
+        self.timer = self.create_timer(1.0 / float(values['rate']), self._tick)
+        self.get_logger().info(
+            f'simulated camera {camera.width}x{camera.height}, {values["rate"]:g} Hz, seed '
+            f'{values["seed"]}, {values["frames_per_scene"]} frames per room')
+
+    @property
+    def done(self) -> bool:
+        return bool(self.max_frames) and self.published >= self.max_frames
+
+    def _tick(self) -> None:
+        if self.done:
+            return
+        started = time.perf_counter()
+        frame = self.camera.next_frame()
+        if frame.scene != self._scene:
+            self._scene = frame.scene
+            self.get_logger().info(f'room {frame.scene} (seed {self.camera.seed})')
+        self.publish(frame, render_seconds=time.perf_counter() - started)
+
+    def publish(self, frame: SimFrame, render_seconds: float = 0.0) -> Header:
+        """Publish one frame stamped now; returns its header."""
+        header = Header(frame_id=self.frame_id, stamp=self.get_clock().now().to_msg())
+        self.info_publisher.publish(camera_info_from_intrinsics(frame.intrinsics, header))
+        if self.depth_publisher is not None:
+            self.depth_publisher.publish(depth_to_image(frame.depth, header))
+        self.image_publisher.publish(rgb_to_image(frame.rgb, header, encoding='rgb8'))
+        self.published += 1
+        self.get_logger().debug(f'{frame.name} rendered in {render_seconds * 1e3:.0f} ms')
+        return header
+
+    def destroy_node(self) -> None:
+        camera = getattr(self, 'camera', None)  # absent when a parameter was rejected
+        if camera is not None:
+            camera.close()
+        super().destroy_node()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    # SIGINT/SIGTERM raise KeyboardInterrupt (as in the depth node), so the context is still
+    # valid for the last log line and the room is freed.
+    rclpy.init(args=list(sys.argv if args is None else args),
+               signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        node = SimCameraNode()
+    except ValueError as error:
+        print(f'depth_estimation_sim_camera: error: {error}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and not node.done:
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.get_logger().info(f'published {node.published} frames')
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
