@@ -10,7 +10,8 @@ setup(
     name=PACKAGE_NAME,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*', 'training', 'training.*']),
-    package_data={PACKAGE_NAME: ['resources/samples/*', 'datasets/resources/*']},
+    package_data={PACKAGE_NAME: ['resources/samples/*', 'datasets/resources/*',
+                                 'resources/tensorrt/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),
         ('share/' + PACKAGE_NAME, ['package.xml']),

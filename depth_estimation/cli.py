@@ -16,6 +16,8 @@ from typing import Optional, Sequence
 COMMAND_MODULES = (
     'depth_estimation.evaluation.command',
     'depth_estimation.export.command',
+    'depth_estimation.export.build_engine_command',
+    'depth_estimation.benchmark',
     'depth_estimation.model.convert',
     'depth_estimation.predict',
     'depth_estimation.ros.demo',

@@ -9,8 +9,10 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         'export', help='export a model to ONNX with its metadata, checked against PyTorch',
-        description='Export to ONNX (static input size, opset 17) and verify ONNX Runtime against '
-                    'PyTorch on random and real images. Writes <output> and <output>.json.')
+        description='Export to ONNX (static input size, opset 17), fold constants, check the '
+                    'operators against TensorRT\'s ONNX parser, and verify ONNX Runtime against '
+                    'PyTorch on random and real images. Writes <output> and <output>.json '
+                    '(and the FP16 variant with --fp16).')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--checkpoint', type=Path, help='one of our checkpoints (.pt)')
     source.add_argument('--preset', help='a preset name; needs --random-weights (untrained)')
@@ -28,6 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              'the official protocol, about 2x the compute)')
     parser.add_argument('--tolerance', type=float, default=None,
                         help='max relative error allowed against PyTorch (default 1e-4)')
+    parser.add_argument('--no-simplify', dest='simplify', action='store_false',
+                        help='keep the exporter\'s graph (default: fold constants with onnxslim)')
+    parser.add_argument('--tensorrt-check', choices=('error', 'warn', 'off'), default='warn',
+                        help='check every operator against TensorRT\'s ONNX parser table '
+                             '(default: warn; error removes the file on a problem)')
+    parser.add_argument('--fp16', action='store_true',
+                        help='also write <output stem>_fp16.onnx: backbone and neck in FP16, '
+                             'metric head and overflow-prone ops in FP32, float32 input/output')
+    parser.add_argument('--fp16-scope', action='append', default=[],
+                        help='node-name prefix computed in FP16 (repeatable; default /backbone/ '
+                             'and /neck/)')
+    parser.add_argument('--fp16-tolerance', type=float, default=None,
+                        help='max relative error of the FP16 variant against FP32 PyTorch '
+                             '(default 1e-2)')
     parser.set_defaults(handler=run)
 
 
@@ -42,7 +58,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_estimation.export.onnx_export import DEFAULT_TOLERANCE, export_onnx
+    from depth_estimation.export.onnx_export import (DEFAULT_TOLERANCE, FP16_TOLERANCE,
+                                                     export_fp16_variant, export_onnx)
     from depth_estimation.model.checkpoint import file_sha256, load_checkpoint
     from depth_estimation.samples import Sample, load_samples, read_rgb
 
@@ -74,7 +91,15 @@ def run(args: argparse.Namespace) -> int:
     result = export_onnx(model, args.output, source=source,
                          check_images=[(s.name, s.rgb) for s in images],
                          tolerance=args.tolerance or DEFAULT_TOLERANCE,
-                         extra_metadata={'protocol': protocol})
+                         extra_metadata={'protocol': protocol}, simplify=args.simplify,
+                         tensorrt_check=args.tensorrt_check)
     print(f'wrote {result.onnx_path} and {result.metadata_path.name} in {result.seconds:.1f} s '
           f'(max relative error against PyTorch {result.max_rel_error:.2e})')
+    if args.fp16:
+        half = export_fp16_variant(model, result.onnx_path, fp16_scopes=args.fp16_scope,
+                                   check_images=[(s.name, s.rgb) for s in images],
+                                   tolerance=args.fp16_tolerance or FP16_TOLERANCE,
+                                   tensorrt_check=args.tensorrt_check)
+        print(f'wrote {half.onnx_path} and {half.metadata_path.name} (FP16 with an FP32 metric '
+              f'head; max relative error against PyTorch FP32 {half.max_rel_error:.2e})')
     return 0

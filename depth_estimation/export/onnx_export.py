@@ -17,12 +17,17 @@ import numpy as np
 import torch
 
 from depth_estimation.artifacts import ArtifactMetadata, library_versions, write_metadata
+from depth_estimation.export.optimize import simplify_onnx
 from depth_estimation.processing import Preprocessor
 
 INPUT_NAME = 'image'
 OUTPUT_NAME = 'depth'
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4  # max relative error of ONNX Runtime against PyTorch, per pixel
+# The FP16 variant against FP32 PyTorch, per pixel, checked with ONNX Runtime on the CPU. Measured
+# 1.5e-4 on the tiny preset (docs/tensorrt.md); the limit leaves room for real weights.
+FP16_TOLERANCE = 1e-2
+TENSORRT_CHECKS = ('off', 'warn', 'error')
 PathLike = Union[str, Path]
 
 
@@ -56,15 +61,20 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
                 check_images: Sequence[tuple[str, np.ndarray]] = (), random_checks: int = 2,
                 tolerance: float = DEFAULT_TOLERANCE, opset: int = DEFAULT_OPSET,
                 extra_metadata: Optional[dict[str, Any]] = None,
-                progress: Callable[[str], None] = print) -> ExportResult:
+                progress: Callable[[str], None] = print, simplify: bool = False,
+                tensorrt_check: str = 'off') -> ExportResult:
     """Export `model` at its config's input size; verify with ONNX Runtime; write the metadata
     beside it.
 
     `check_images` are (name, RGB uint8 image) pairs, preprocessed exactly as the runtime does. On
-    a
-    parity failure the `.onnx` is deleted and `ExportParityError` raised: no unchecked artifact
-    remains.
+    a parity failure the `.onnx` is deleted and `ExportParityError` raised: no unchecked artifact
+    remains. `simplify` folds constants and removes dead nodes with onnxslim (static shapes: the
+    BEiT relative-position tables become constants) before the parity check, so the check covers
+    the file that ships. `tensorrt_check` ('off', 'warn', 'error') checks every operator against
+    TensorRT's ONNX parser table (`tensorrt_ops`); 'error' removes the file on a problem.
     """
+    if tensorrt_check not in TENSORRT_CHECKS:
+        raise ValueError(f'tensorrt_check {tensorrt_check!r} is not one of {TENSORRT_CHECKS}')
     start = time.perf_counter()
     config = model.config
     output = Path(output)
@@ -74,7 +84,9 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
 
     progress(f'[1/3] exporting {config.name} at {config.input_height}x{config.input_width} '
              f'(opset {opset}) to {output}')
-    with warnings.catch_warnings():
+    # Without no_grad the tracer keeps autograd state for every activation: ZoeD_K at 384x768
+    # then needs more than 24 GB (measured 10.6 GB peak with it).
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')  # TracerWarnings from transformers' shape checks
         torch.onnx.export(model, (example,), str(output), input_names=[INPUT_NAME],
                           output_names=[OUTPUT_NAME], opset_version=opset, dynamo=False,
@@ -82,6 +94,14 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
     import onnx
 
     onnx.checker.check_model(str(output), full_check=True)
+    extra: dict[str, Any] = {}
+    if simplify:
+        report = simplify_onnx(output, output)
+        progress(f'      simplified with {report.tool} {report.version}: {report.nodes_before} -> '
+                 f'{report.nodes_after} nodes in {report.seconds:.1f} s')
+        extra['simplified'] = vars(report)
+    if tensorrt_check != 'off':
+        extra['tensorrt_support'] = _tensorrt_check(output, tensorrt_check, progress)
 
     progress(f'[2/3] checking ONNX Runtime against PyTorch ({random_checks} random, '
              f'{len(check_images)} real images)')
@@ -91,7 +111,7 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
         progress(f'      {check.name}: max abs {check.max_abs_error:.3g} m, '
                  f'max rel {check.max_rel_error:.3g}')
     worst = max((c.max_rel_error for c in checks), default=0.0)
-    if worst > tolerance:
+    if not worst <= tolerance:  # NaN fails too
         output.unlink(missing_ok=True)
         raise ExportParityError(
             f'ONNX Runtime differs from PyTorch by {worst:.3g} relative '
@@ -102,7 +122,7 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
     metadata = ArtifactMetadata.from_model_config(
         config, input_name=INPUT_NAME, output_name=OUTPUT_NAME, source=dict(source or {}),
         versions=library_versions('torch', 'transformers', 'onnx', 'onnxruntime', 'numpy'),
-        extra={**(extra_metadata or {}), 'format': 'onnx', 'opset': opset,
+        extra={**(extra_metadata or {}), **extra, 'format': 'onnx', 'opset': opset,
                'exporter': 'torch.onnx (TorchScript)', 'precision': 'fp32',
                'parity': {'tolerance_rel': tolerance,
                           'checks': [vars(c) for c in checks]}})
@@ -131,11 +151,13 @@ def compare_with_onnxruntime(model: torch.nn.Module, onnx_path: PathLike,
 
     session = onnxruntime.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
     input_name = session.get_inputs()[0].name
+    output_names = [o.name for o in session.get_outputs()]
+    output_name = OUTPUT_NAME if OUTPUT_NAME in output_names else output_names[0]
     checks = []
     for name, tensor in inputs:
         with torch.inference_mode():
             expected = model(torch.from_numpy(tensor)).numpy()
-        actual = session.run(None, {input_name: tensor})[0]
+        actual = session.run([output_name], {input_name: tensor})[0]
         if actual.shape != expected.shape:
             raise ExportParityError(
                 f'{name}: ONNX output {actual.shape} != PyTorch {expected.shape}')
@@ -143,3 +165,96 @@ def compare_with_onnxruntime(model: torch.nn.Module, onnx_path: PathLike,
         scale = np.maximum(np.abs(expected.astype(np.float64)), 1e-12)
         checks.append(ParityCheck(name, float(error.max()), float((error / scale).max())))
     return checks
+
+
+def _tensorrt_check(output: Path, mode: str, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Check `output` against TensorRT's operator table; 'error' removes the file on a problem."""
+    from depth_estimation.export.tensorrt_ops import TensorRTSupportError, check_tensorrt_support
+
+    report = check_tensorrt_support(output)
+    if report.ok:
+        progress(f'      TensorRT {report.tensorrt_version} ONNX parser: all '
+                 f'{sum(report.op_counts.values())} nodes ({len(report.op_counts)} op types) '
+                 'supported')
+    else:
+        listed = '\n        '.join(report.problems)
+        message = (f'TensorRT {report.tensorrt_version} ONNX parser would reject '
+                   f'{len(report.problems)} nodes:\n        {listed}')
+        if mode == 'error':
+            output.unlink(missing_ok=True)
+            raise TensorRTSupportError(f'{message}\n{output} was removed')
+        progress(f'      warning: {message}')
+    return report.to_dict()
+
+
+@dataclass
+class Fp16Result:
+    """The FP16 variant written beside the FP32 model."""
+
+    onnx_path: Path
+    metadata_path: Path
+    checks: list[ParityCheck]
+    report: dict[str, Any]
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((c.max_rel_error for c in self.checks), default=float('nan'))
+
+
+def fp16_path(fp32_path: PathLike) -> Path:
+    """Where the FP16 variant of `model.onnx` goes: `model_fp16.onnx`."""
+    fp32_path = Path(fp32_path)
+    return fp32_path.with_name(f'{fp32_path.stem}_fp16{fp32_path.suffix}')
+
+
+def export_fp16_variant(model: torch.nn.Module, fp32_onnx: PathLike,
+                        output: Optional[PathLike] = None, *,
+                        fp16_scopes: Sequence[str] = (),
+                        check_images: Sequence[tuple[str, np.ndarray]] = (),
+                        random_checks: int = 2, tolerance: float = FP16_TOLERANCE,
+                        tensorrt_check: str = 'warn',
+                        progress: Callable[[str], None] = print) -> Fp16Result:
+    """Write the FP16 variant (FP32 metric head, `fp16.py`) of an exported FP32 model.
+
+    Checked against FP32 PyTorch like the FP32 export; on failure nothing is left behind. Its
+    metadata is the FP32 model's with `precision: fp16-fp32head` and what was converted.
+    """
+    import onnx
+
+    from depth_estimation.artifacts import ArtifactMetadata, read_metadata
+    from depth_estimation.export.fp16 import DEFAULT_FP16_SCOPES, convert_to_mixed_fp16
+    from depth_estimation.model.checkpoint import file_sha256
+
+    fp32_onnx = Path(fp32_onnx)
+    output = Path(output) if output is not None else fp16_path(fp32_onnx)
+    metadata = read_metadata(fp32_onnx)
+    scopes = list(fp16_scopes or DEFAULT_FP16_SCOPES)
+    progress(f'[fp16] converting {fp32_onnx.name}: FP16 in {scopes}, the metric head and the '
+             'risky ops in FP32')
+    converted, report = convert_to_mixed_fp16(onnx.load(str(fp32_onnx)), scopes)
+    onnx.save(converted, str(output))
+    progress(f'       {report.nodes_fp16} nodes FP16, {report.nodes_fp32} FP32, '
+             f'{report.casts_inserted} casts')
+    extra: dict[str, Any] = {}
+    if tensorrt_check != 'off':
+        extra['tensorrt_support'] = _tensorrt_check(output, tensorrt_check, progress)
+    model = model.eval().float()
+    inputs = _check_inputs(model.config, check_images, random_checks)
+    checks = compare_with_onnxruntime(model, output, inputs)
+    worst = max((c.max_rel_error for c in checks), default=0.0)
+    progress(f'       FP16 variant against FP32 PyTorch: max rel {worst:.3g} '
+             f'(tolerance {tolerance:g})')
+    if not worst <= tolerance:  # NaN fails too
+        output.unlink(missing_ok=True)
+        raise ExportParityError(
+            f'the FP16 variant differs from PyTorch by {worst:.3g} relative (tolerance '
+            f'{tolerance:g}); {output} was removed')
+    data = metadata.to_dict()
+    data['extra'] = {**metadata.extra, **extra, 'precision': 'fp16-fp32head',
+                     'fp32_source': {'file': fp32_onnx.name, 'sha256': file_sha256(fp32_onnx)},
+                     'mixed_precision': vars(report),
+                     'parity': {'tolerance_rel': tolerance, 'reference': 'PyTorch FP32',
+                                'runtime': 'ONNX Runtime CPU',
+                                'checks': [vars(c) for c in checks]}}
+    metadata_file = write_metadata(output, ArtifactMetadata.from_dict(data))
+    return Fp16Result(output, metadata_file, checks, vars(report))

@@ -43,8 +43,16 @@ class DepthBackend(abc.ABC):
         self._closed = False
 
     @abc.abstractmethod
+    def run_outputs(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        """Normalised float32 (1, 3, h, w) at the network size -> every output, by name.
+
+        Outputs are addressed by name (`metadata.output_name` is the depth, (1, 1, h, w)
+        metres), so a model with more outputs (e.g. a confidence map) needs no new method.
+        """
+
     def run_network(self, tensor: np.ndarray) -> np.ndarray:
         """Normalised float32 (1, 3, h, w) at the network size -> depth (1, 1, h, w) metres."""
+        return self.run_outputs(tensor)[self.metadata.output_name]
 
     def infer(self, rgb: np.ndarray) -> np.ndarray:
         if self._closed:

@@ -9,6 +9,13 @@ keeping the
   aspect ratio, reflect padding and horizontal-flip averaging (the paper's numbers use this; two
   forward
   passes). `pad_input` and `flip` switch its parts; `flip` also works with 'letterbox'.
+
+Precision: `precision='fp16'` or `'bf16'` runs the backbone and the neck under `torch.autocast`
+(CUDA, and the CPU for bf16/fp16) and casts the neck's outputs back to float32, so the relative
+head and the metric head (bins, attractors, log-binomial) stay FP32, as in the FP16 ONNX variant
+(../shared/REFERENCE.md: ZoeDepth's head loses accuracy in FP16). An in-memory model is copied
+first, never changed. `compile=True` (or a backend name such as 'inductor') wraps the model in
+`torch.compile`; the first frame then takes the compilation time.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+import torch
 
 from depth_estimation.artifacts import ArtifactMetadata
 from depth_estimation.inference.base import DepthBackend, Timings
 
 PROTOCOLS = ('letterbox', 'official')
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+AUTOCAST_SCOPES = ('backbone', 'neck')  # submodules run in reduced precision; the rest FP32
 
 
 class TorchBackend(DepthBackend):
@@ -30,25 +40,44 @@ class TorchBackend(DepthBackend):
 
     def __init__(self, model: Union[str, Path, Any], device: str = 'cpu', num_threads: int = 0,
                  protocol: str = 'letterbox', pad_input: bool = True, flip: bool = False,
-                 keep_aspect_ratio: bool = True) -> None:
+                 keep_aspect_ratio: bool = True, precision: str = 'fp32',
+                 compile: Union[bool, str] = False) -> None:
         import torch
 
         from depth_estimation.model.checkpoint import load_checkpoint
 
         if protocol not in PROTOCOLS:
             raise ValueError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
+        if precision not in PRECISIONS:
+            raise ValueError(f'unknown precision {precision!r}; expected one of {PRECISIONS}')
         if num_threads > 0:
             torch.set_num_threads(num_threads)
         self.source = str(model) if isinstance(model, (str, Path)) else 'in-memory model'
         if isinstance(model, (str, Path)):
             model = load_checkpoint(model)
-        self.model = model.eval().to(device)
+        elif precision != 'fp32':
+            import copy
+
+            model = copy.deepcopy(model)  # the autocast scopes replace submodules
         self.device = torch.device(device)
+        self.precision = precision
+        if precision != 'fp32':
+            dtype = torch.float16 if precision == 'fp16' else torch.bfloat16
+            for name in AUTOCAST_SCOPES:
+                setattr(model, name, AutocastScope(getattr(model, name), self.device.type, dtype))
+        self.model = model.eval().to(device)
+        self.compiled = compile
+        if compile:
+            self.model = torch.compile(self.model, **(
+                {'backend': compile} if isinstance(compile, str) else {}))
         self.protocol = protocol
         self.pad_input = pad_input and protocol == 'official'
         self.flip = flip
         self.keep_aspect_ratio = keep_aspect_ratio
         super().__init__(ArtifactMetadata.from_model_config(model.config))
+
+    def run_outputs(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        return {self.metadata.output_name: self.run_network(tensor)}
 
     def run_network(self, tensor: np.ndarray) -> np.ndarray:
         import torch
@@ -87,8 +116,36 @@ class TorchBackend(DepthBackend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), 'device': str(self.device), 'artifact': self.source,
-                'protocol': self.protocol, 'pad_input': self.pad_input, 'flip': self.flip}
+                'protocol': self.protocol, 'pad_input': self.pad_input, 'flip': self.flip,
+                'precision': self.precision, 'compile': self.compiled}
 
     def close(self) -> None:
         self.model = None
         super().close()
+
+
+def _to_float32(value: Any) -> Any:
+    """Floating tensors in `value` (tensor, list, tuple, transformers ModelOutput) as float32."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if hasattr(value, 'keys'):  # transformers' ModelOutput: an ordered-dict dataclass
+        for key in list(value.keys()):
+            value[key] = _to_float32(value[key])
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_float32(v) for v in value)
+    return value
+
+
+class AutocastScope(torch.nn.Module):
+    """Runs `inner` under `torch.autocast` and returns its floating outputs as float32."""
+
+    def __init__(self, inner: torch.nn.Module, device_type: str, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner = inner
+        self.device_type = device_type
+        self.dtype = dtype
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type=self.device_type, dtype=self.dtype):
+            return _to_float32(self.inner(*args, **kwargs))
