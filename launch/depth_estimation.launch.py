@@ -30,6 +30,9 @@ def generate_launch_description() -> LaunchDescription:
     video_device = LaunchConfiguration('video_device')
     image_topic = LaunchConfiguration('image')
     camera_info_topic = LaunchConfiguration('camera_info')
+    sparse_depth_topic = LaunchConfiguration('sparse_depth')
+    scan_topic = LaunchConfiguration('scan')
+    scan_out_topic = LaunchConfiguration('scan_out')
     use_lifecycle = LaunchConfiguration('use_lifecycle')
     autostart = LaunchConfiguration('autostart')
     use_rviz = LaunchConfiguration('use_rviz')
@@ -42,7 +45,9 @@ def generate_launch_description() -> LaunchDescription:
         "'image_raw' if '", image_topic, "' == 'auto' and '", camera, "' != 'none' else "
         "('image' if '", image_topic, "' == 'auto' else '", image_topic, "')"])
     node_parameters = [params_file, {'model_path': model_path, 'use_sim_time': use_sim_time}]
-    remappings = [('image', image_remap), ('camera_info', camera_info_topic)]
+    remappings = [('image', image_remap), ('camera_info', camera_info_topic),
+                  ('sparse_depth', sparse_depth_topic), ('scan', scan_topic),
+                  ('scan_out', scan_out_topic)]
     log_arguments = ['--ros-args', '--log-level', log_level]
 
     declare_arguments = [
@@ -70,6 +75,17 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'camera_info', default_value='camera_info',
             description='CameraInfo topic of the input image, remapped onto camera_info'),
+        DeclareLaunchArgument(
+            'sparse_depth', default_value='sparse_depth',
+            description='Sparse metric depth (Image 32FC1 / 16UC1) remapped onto sparse_depth, '
+                        'used when the anchoring parameter is sparse_depth'),
+        DeclareLaunchArgument(
+            'scan', default_value='scan',
+            description='LaserScan remapped onto scan, used when the anchoring parameter is scan '
+                        '(never the node\'s own scan_out)'),
+        DeclareLaunchArgument(
+            'scan_out', default_value='scan_out',
+            description='Topic of the LaserScan the node publishes when publish_scan is true'),
         DeclareLaunchArgument(
             'use_lifecycle', default_value='false',
             description='Run the lifecycle node (depth_estimation_lifecycle_node) instead of '

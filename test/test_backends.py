@@ -275,3 +275,137 @@ def test_unknown_artifacts_are_refused(tmp_path) -> None:
         open_backend(tmp_path / 'missing.onnx')
     with pytest.raises(FileNotFoundError, match='engine not found'):
         open_backend(tmp_path / 'missing.engine')
+
+
+# --- confidence (issue 8): a second output, restored like the depth ---------------------------
+
+@pytest.fixture(scope='module')
+def confidence_onnx(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model exported with its confidence output (depth, confidence)."""
+    from depth_estimation.export.onnx_export import export_onnx
+    from depth_estimation.model.confidence import DepthWithConfidence
+
+    output = tmp_path_factory.mktemp('confidence') / 'tiny_confidence.onnx'
+    export_onnx(DepthWithConfidence(tiny_model), output, random_checks=1,
+                progress=lambda message: None)
+    return output
+
+
+@pytest.fixture(scope='module')
+def confidence_engines(confidence_onnx, tmp_path_factory) -> dict[str, Path]:
+    from depth_estimation.export.tensorrt_build import build_engine
+
+    directory = tmp_path_factory.mktemp('confidence_engines')
+    quiet = {'progress': lambda message: None, 'check': False}
+    return {'fp32_engine': build_engine(confidence_onnx, directory / 'fp32.engine',
+                                        precision='fp32', **quiet).engine_path,
+            'fp16_engine': build_engine(confidence_onnx, directory / 'fp16.engine',
+                                        precision='fp16', typing='weak', **quiet).engine_path}
+
+
+# Every backend and device; not the CPU bf16 autocast run (about 10 s here, CPUs without bf16
+# units emulate it): the confidence comes from the FP32 metric head in every precision, and
+# test_torch_autocast_keeps_the_metric_head_in_fp32 shows that the head stays FP32 there.
+CONFIDENCE_CASES = [c for c in CASES if c.id != 'torch-cpu-bf16']
+
+
+@pytest.fixture(params=CONFIDENCE_CASES, ids=[c.id for c in CONFIDENCE_CASES])
+def confidence_case(request) -> Case:
+    reason = request.param.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture
+def open_confidence_case(confidence_case, request, confidence_onnx, tiny_checkpoint,
+                         tiny_model) -> Callable[[], Any]:
+    """Like `open_case`, with the confidence export for ONNX Runtime and TensorRT."""
+    case = confidence_case
+
+    def opener() -> Any:
+        if case.artifact in ('fp32_engine', 'fp16_engine'):
+            source: Any = request.getfixturevalue('confidence_engines')[case.artifact]
+        else:
+            source = {'onnx': confidence_onnx, 'checkpoint': tiny_checkpoint,
+                      'model': tiny_model}[case.artifact]
+        if case.artifact == 'model':
+            from depth_estimation.inference.torch_backend import TorchBackend
+
+            return TorchBackend(source, **dict(case.options))
+        return open_backend(source, case.backend, **dict(case.options))
+    return opener
+
+
+def _reference_outputs(model: Any, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch FP32 depth and confidence at the image size, without any backend code."""
+    import torch
+
+    from depth_estimation.model.confidence import DepthWithConfidence
+    from depth_estimation.processing import Preprocessor
+
+    config = model.config
+    preprocessor = Preprocessor(config.input_size, config.mean, config.std)
+    tensor, box = preprocessor.prepare(rgb)
+    with torch.inference_mode():
+        depth, confidence = DepthWithConfidence(model.eval())(torch.from_numpy(tensor))
+    return (preprocessor.restore(depth.numpy(), box),
+            preprocessor.restore(confidence.numpy(), box))
+
+
+def test_confidence_matches_pytorch_and_is_aligned(confidence_case, open_confidence_case,
+                                                   tiny_model) -> None:
+    """Same map as PyTorch after the same letterbox restore: a 100 x 300 image fills only 43 of
+    the 96 network rows, and the confidence must be cropped and resized exactly like the depth."""
+    import cv2
+
+    size = (100, 300)
+    rgb = cv2.resize(load_samples()[0].rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    expected_depth, expected_confidence = _reference_outputs(tiny_model, rgb)
+    with open_confidence_case() as backend:
+        assert backend.has_confidence and backend.output_names == ('depth', 'confidence')
+        result = backend.infer_outputs(rgb)
+        depth_only = backend.infer(rgb)
+        assert backend.infer_outputs(rgb, confidence=False).confidence is None
+    assert result.confidence is not None
+    assert result.confidence.shape == size and result.confidence.dtype == np.float32
+    assert np.all((result.confidence >= 0) & (result.confidence <= 1))
+    np.testing.assert_allclose(result.depth, expected_depth, rtol=confidence_case.rtol)
+    np.testing.assert_allclose(result.confidence, expected_confidence, rtol=0,
+                               atol=confidence_case.rtol)
+    np.testing.assert_allclose(depth_only, result.depth, rtol=1e-6)
+
+
+def test_a_depth_only_model_has_no_confidence(tiny_onnx, sample_rgb) -> None:
+    with open_backend(tiny_onnx, device='cpu') as backend:
+        assert not backend.has_confidence and backend.output_names == ('depth',)
+        result = backend.infer_outputs(sample_rgb)
+    assert result.confidence is None and result.depth.shape == sample_rgb.shape[:2]
+
+
+def test_torch_official_protocol_treats_confidence_like_depth(tiny_model, sample_rgb) -> None:
+    """Official protocol (resize inside, reflect padding, flip averaging): the confidence must see
+    exactly the depth's resize, crop and averaging."""
+    import torch
+
+    from depth_estimation.inference.torch_backend import TorchBackend
+    from depth_estimation.model.confidence import DepthWithConfidence
+    from depth_estimation.model.protocol import infer_official
+
+    class ConfidenceOnly(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.inner = DepthWithConfidence(model)
+            self.config = model.config
+
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            return self.inner(image)[1]
+
+    rgb = sample_rgb[:400, :300]  # another aspect ratio: a real resize and real padding
+    with TorchBackend(tiny_model, protocol='official', flip=True) as backend:
+        result = backend.infer_outputs(rgb)
+        depth_only = backend.infer(rgb)
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    expected = infer_official(ConfidenceOnly(tiny_model.eval()), image, flip=True)[0, 0].numpy()
+    np.testing.assert_array_equal(result.depth, depth_only)
+    np.testing.assert_allclose(result.confidence, np.clip(expected, 0, 1), atol=1e-6)

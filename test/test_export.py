@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import onnx
 import pytest
 
@@ -244,3 +245,120 @@ def test_export_command_writes_the_fp16_variant(tmp_path, capsys) -> None:
     assert half.input_size == (64, 96) and half.extra['precision'] == 'fp16-fp32head'
     assert half.extra['tensorrt_support']['ok']
     assert 'simplified' not in read_metadata(output).extra
+
+
+# --- confidence output (issue 8) ----------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def confidence_export(tiny_model, tmp_path_factory):
+    from depth_estimation.model.confidence import DepthWithConfidence
+
+    output = tmp_path_factory.mktemp('confidence') / 'tiny_confidence.onnx'
+    images = [(s.name, s.rgb) for s in load_samples()]
+    result = export_onnx(DepthWithConfidence(tiny_model), output, check_images=images,
+                         random_checks=1, progress=lambda message: None)
+    return result
+
+
+def test_confidence_is_a_second_named_output_checked_against_pytorch(confidence_export, tiny_onnx,
+                                                                     tiny_model) -> None:
+    import onnxruntime
+
+    path = confidence_export.onnx_path
+    graph = onnx.load(str(path)).graph
+    assert [o.name for o in graph.output] == ['depth', 'confidence']
+    for graph_output in graph.output:
+        assert graph_output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert [d.dim_value for d in graph_output.type.tensor_type.shape.dim] == [1, 1, 96, 128]
+    # every input is checked for both outputs, and the confidence within the tolerance
+    by_output = {}
+    for check in confidence_export.checks:
+        by_output.setdefault(check.output, []).append(check)
+    assert len(by_output['depth']) == len(by_output['confidence']) == 1 + len(load_samples())
+    assert all(c.max_rel_error <= DEFAULT_TOLERANCE for c in confidence_export.checks)
+    metadata = read_metadata(path)
+    assert metadata.output_name == 'depth'
+    outputs = metadata.extra['outputs']
+    assert set(outputs) == {'depth', 'confidence'}
+    assert outputs['confidence']['method'] == 'spread' and outputs['confidence']['range'] == [0, 1]
+    assert {c['output'] for c in metadata.extra['parity']['checks']} == {'depth', 'confidence'}
+    # the second output leaves the depth as it was: same values as the depth-only export
+    tensor = _check_inputs(tiny_model.config, [], 1)[0][1]
+    with_confidence = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    depth_only = onnxruntime.InferenceSession(str(tiny_onnx), providers=['CPUExecutionProvider'])
+    depth, confidence = with_confidence.run(None, {'image': tensor})
+    assert 0 <= confidence.min() and confidence.max() <= 1
+    expected_depth = depth_only.run(None, {'image': tensor})[0]
+    np.testing.assert_allclose(depth, expected_depth, rtol=1e-5)
+
+
+def test_a_wrong_confidence_output_fails_the_parity_check(confidence_export, tiny_model) -> None:
+    """The check really compares the confidence: a model whose confidence differs is caught."""
+    import torch
+
+    from depth_estimation.model.confidence import DepthWithConfidence
+
+    class OtherConfidence(DepthWithConfidence):
+        def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            depth, confidence = super().forward(image)
+            return depth, confidence * 0.99
+
+    checks = compare_with_onnxruntime(OtherConfidence(tiny_model), confidence_export.onnx_path,
+                                      _check_inputs(tiny_model.config, [], 1))
+    errors = {c.output: c.max_rel_error for c in checks}
+    assert errors['depth'] <= DEFAULT_TOLERANCE < errors['confidence']
+
+
+def test_export_command_confidence_flip_fp16_and_training_camera(tmp_path, capsys) -> None:
+    """`export --confidence --flip-average --fp16`: both outputs averaged over the two views in
+    the graph, as the PyTorch backend averages them, and the FP16 variant keeps both outputs."""
+    import cv2
+
+    from depth_estimation.cli import main
+    from depth_estimation.inference import open_backend
+    from depth_estimation.inference.torch_backend import TorchBackend
+    from depth_estimation.model import get_preset
+    from depth_estimation.model.init import randomize_weights
+    from depth_estimation.model.zoedepth import build_model
+
+    output = tmp_path / 'cli_confidence' / 'tiny.onnx'
+    assert main(['export', '--preset', 'tiny', '--random-weights', '--input-size', '64x96',
+                 '--confidence', '--confidence-method', 'log_spread', '--flip-average',
+                 '--no-simplify', '--fp16', '--tensorrt-check', 'off',
+                 '--training-camera', '500,510,320,240', '-o', str(output)]) == 0
+    assert 'outputs depth, confidence' in capsys.readouterr().out
+    metadata = read_metadata(output)
+    assert metadata.extra['outputs']['confidence']['method'] == 'log_spread'
+    assert metadata.extra['protocol'] == {'flip_average': True}
+    assert metadata.extra['training_camera'] == {'name': 'custom', 'fx': 500.0, 'fy': 510.0,
+                                                 'width': 320, 'height': 240}
+    half = output.with_name('tiny_fp16.onnx')
+    assert [o.name for o in onnx.load(str(half)).graph.output] == ['depth', 'confidence']
+    assert {c['output'] for c in read_metadata(half).extra['parity']['checks']} == {
+        'depth', 'confidence'}
+
+    model = randomize_weights(build_model(get_preset('tiny')), 0)  # the command's default seed
+    model.config = model.config.replace(input_height=64, input_width=96)
+    rgb = cv2.resize(load_samples()[0].rgb, (200, 120), interpolation=cv2.INTER_AREA)
+    with open_backend(output) as exported, TorchBackend(
+            model, flip=True, confidence_method='log_spread') as reference:
+        actual, expected = exported.infer_outputs(rgb), reference.infer_outputs(rgb)
+    np.testing.assert_allclose(actual.depth, expected.depth, rtol=DEFAULT_TOLERANCE)
+    np.testing.assert_allclose(actual.confidence, expected.confidence, atol=DEFAULT_TOLERANCE)
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--confidence-method', 'spread'], 'needs --confidence'),
+    (['--confidence', '--confidence-method', 'guess'], 'unknown confidence method'),
+    (['--training-camera', 'pinhole'], 'unknown training camera'),
+    (['--training-camera', '500,500,640'], 'FX,FY,WIDTH,HEIGHT'),
+])
+def test_export_command_refuses_bad_confidence_options(tmp_path, capsys, arguments,
+                                                       message) -> None:
+    from depth_estimation.cli import main
+
+    output = tmp_path / 'refused.onnx'
+    assert main(['export', '--preset', 'tiny', '--random-weights', '-o', str(output),
+                 *arguments]) == 2
+    assert message in capsys.readouterr().err
+    assert not output.exists()

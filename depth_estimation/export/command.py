@@ -28,6 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--flip-average', action='store_true',
                         help='bake horizontal-flip averaging into the graph (a batch of 2 inside: '
                              'the official protocol, about 2x the compute)')
+    parser.add_argument('--confidence', action='store_true',
+                        help='add a second output, confidence (float32 in [0, 1], the shape of '
+                             'the depth), computed from the metric-bin distribution; the node '
+                             'publishes it on depth/confidence')
+    parser.add_argument('--confidence-method', default=None,
+                        help='how the confidence is computed from the bins (with --confidence): '
+                             'spread (default), log_spread, mass, entropy or max_prob; see '
+                             'depth_estimation/model/confidence.py')
+    parser.add_argument('--training-camera', default=None,
+                        help='record the camera the model was trained with, for the node\'s '
+                             'focal_compensation: nyu, kitti, sevenscenes, or FX,FY,WIDTH,HEIGHT '
+                             '(pixels at that image size)')
     parser.add_argument('--tolerance', type=float, default=None,
                         help='max relative error allowed against PyTorch (default 1e-4)')
     parser.add_argument('--no-simplify', dest='simplify', action='store_false',
@@ -57,9 +69,32 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def parse_training_camera(text: str) -> dict:
+    """`nyu` or `518.9,519.5,640,480` -> the metadata's training camera (focal.TrainingCamera)."""
+    from dataclasses import asdict
+
+    from depth_estimation.focal import training_camera
+
+    parts = text.split(',')
+    if len(parts) == 1:
+        return asdict(training_camera(text.strip()))
+    if len(parts) != 4:
+        raise ValueError(f'training camera {text!r} is neither a known name nor '
+                         'FX,FY,WIDTH,HEIGHT')
+    try:
+        fx, fy, width, height = (float(v) for v in parts)
+    except ValueError:
+        raise ValueError(f'training camera {text!r}: FX,FY,WIDTH,HEIGHT must be numbers') from None
+    if width != int(width) or height != int(height):
+        raise ValueError(f'training camera {text!r}: WIDTH and HEIGHT are whole pixels')
+    return asdict(training_camera({'name': 'custom', 'fx': fx, 'fy': fy, 'width': int(width),
+                                   'height': int(height)}))
+
+
 def run(args: argparse.Namespace) -> int:
     from depth_estimation.export.onnx_export import (DEFAULT_TOLERANCE, FP16_TOLERANCE,
-                                                     export_fp16_variant, export_onnx)
+                                                     export_fp16_variant, export_onnx,
+                                                     output_names_of)
     from depth_estimation.model.checkpoint import file_sha256, load_checkpoint
     from depth_estimation.samples import Sample, load_samples, read_rgb
 
@@ -79,11 +114,25 @@ def run(args: argparse.Namespace) -> int:
     if args.input_size:
         height, width = parse_size(args.input_size)
         model.config = model.config.replace(input_height=height, input_width=width)
+    if args.confidence_method is not None and not args.confidence:
+        raise ValueError('--confidence-method needs --confidence')
+    extra_metadata: dict = {}
+    if args.training_camera:
+        extra_metadata['training_camera'] = parse_training_camera(args.training_camera)
     protocol = {'flip_average': bool(args.flip_average)}
-    if args.flip_average:
+    if args.confidence:
+        from depth_estimation.model.confidence import DEFAULT_METHOD, DepthWithConfidence
+
+        model = DepthWithConfidence(model, args.confidence_method or DEFAULT_METHOD)
+    if args.flip_average and args.confidence:
+        from depth_estimation.export.onnx_export import FlipAveragedOutputs
+
+        model = FlipAveragedOutputs(model)  # both outputs averaged over the two views
+    elif args.flip_average:
         from depth_estimation.model.protocol import FlipAveraged
 
         model = FlipAveraged(model)
+    extra_metadata['protocol'] = protocol
     if args.check_image:
         images = [Sample(p.stem, read_rgb(p), None) for p in args.check_image]
     else:
@@ -91,10 +140,12 @@ def run(args: argparse.Namespace) -> int:
     result = export_onnx(model, args.output, source=source,
                          check_images=[(s.name, s.rgb) for s in images],
                          tolerance=args.tolerance or DEFAULT_TOLERANCE,
-                         extra_metadata={'protocol': protocol}, simplify=args.simplify,
+                         extra_metadata=extra_metadata, simplify=args.simplify,
                          tensorrt_check=args.tensorrt_check)
+    outputs = ', '.join(output_names_of(model))
     print(f'wrote {result.onnx_path} and {result.metadata_path.name} in {result.seconds:.1f} s '
-          f'(max relative error against PyTorch {result.max_rel_error:.2e})')
+          f'(outputs {outputs}; max relative error against PyTorch '
+          f'{result.max_rel_error:.2e})')
     if args.fp16:
         half = export_fp16_variant(model, result.onnx_path, fp16_scopes=args.fp16_scope,
                                    check_images=[(s.name, s.rgb) for s in images],

@@ -3,6 +3,10 @@
 The TorchScript exporter is used (`dynamo=False`, opset 17): torch 2.13's dynamo exporter fails to
 decompose
 transformers' BEiT attention (a `view` on a transposed SDPA output), and it cannot write opset 17.
+
+Outputs: `depth` (1, 1, H, W) metres, and with `DepthWithConfidence` (`export --confidence`) also
+`confidence` (1, 1, H, W) float32 in [0, 1]. Every output is checked against PyTorch; the metadata
+lists them under `extra.outputs` (with the confidence method), so runtimes can tell what they got.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ import torch
 
 from depth_estimation.artifacts import ArtifactMetadata, library_versions, write_metadata
 from depth_estimation.export.optimize import simplify_onnx
+from depth_estimation.model.confidence import DepthWithConfidence
+from depth_estimation.model.confidence import OUTPUT_NAMES as CONFIDENCE_OUTPUT_NAMES
 from depth_estimation.processing import Preprocessor
 
 INPUT_NAME = 'image'
 OUTPUT_NAME = 'depth'
+CONFIDENCE_NAME = 'confidence'
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4  # max relative error of ONNX Runtime against PyTorch, per pixel
 # The FP16 variant against FP32 PyTorch, per pixel, checked with ONNX Runtime on the CPU. Measured
@@ -41,7 +48,11 @@ class ParityCheck:
 
     name: str
     max_abs_error: float
-    max_rel_error: float  # max over pixels of |onnx - torch| / |torch|
+    # max over pixels of |onnx - torch| / |torch| for the depth; for the confidence, which lies in
+    # [0, 1], the error relative to that full scale (= the absolute error): near-zero confidences
+    # would make a per-pixel ratio meaningless
+    max_rel_error: float
+    output: str = OUTPUT_NAME
 
 
 @dataclass
@@ -56,6 +67,92 @@ class ExportResult:
         return max((c.max_rel_error for c in self.checks), default=float('nan'))
 
 
+# Constant folding (onnxslim, ONNX Runtime's ConstantFolding) turns each BEiT block's
+# relative-position bias into a (heads, N + 1, N + 1) float32 tensor, and needs several times that
+# while it works: ZoeD_K's 24 x 48 patch grid gives 2 GB of bias, and ONNX Runtime then took more
+# than 16 GB to open the file (1.9 GB with ConstantFolding off). Above this limit the bias stays a
+# computed subgraph (a gather per block and frame, small next to BEiT-L itself).
+FOLDING_LIMIT_BYTES = 1 << 30
+
+
+def folded_bias_bytes(config: Any) -> int:
+    """Bytes that folding the relative-position bias of every backbone block would produce."""
+    backbone = config.backbone
+    if backbone.model_type != 'beit':
+        return 0
+    tokens = ((config.input_height // backbone.patch_size)
+              * (config.input_width // backbone.patch_size) + 1)
+    return backbone.num_hidden_layers * backbone.num_attention_heads * tokens * tokens * 4
+
+
+def onnxruntime_disabled_optimizers(config: Any) -> list[str]:
+    """ONNX Runtime optimizers an exported model of `config` must be opened without."""
+    return ['ConstantFolding'] if folded_bias_bytes(config) > FOLDING_LIMIT_BYTES else []
+
+
+class FlipAveragedOutputs(torch.nn.Module):
+    """`FlipAveraged` for a model with several outputs (depth and confidence): each output is the
+    mean of the image's and of its mirror's (mirrored back), from one batch of 2."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+        self.output_names = output_names_of(model)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        batch = torch.cat([image, torch.flip(image, dims=[3])], dim=0)  # (2B, 3, H, W)
+        outputs = self.model(batch)
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        averaged = []
+        for value in outputs:  # (2B, 1, H, W) each
+            direct, mirrored = value.chunk(2, dim=0)
+            averaged.append((direct + torch.flip(mirrored, dims=[3])) / 2)
+        return tuple(averaged)
+
+
+def output_names_of(model: torch.nn.Module) -> tuple[str, ...]:
+    """Graph output names for `model`: its `output_names`, ('depth', 'confidence') for a
+    `DepthWithConfidence`, else ('depth',)."""
+    names = getattr(model, 'output_names', None)
+    if names:
+        return tuple(names)
+    if isinstance(model, DepthWithConfidence):
+        return tuple(CONFIDENCE_OUTPUT_NAMES)
+    return (OUTPUT_NAME,)
+
+
+def _confidence_wrapper(model: torch.nn.Module) -> Optional[DepthWithConfidence]:
+    """The `DepthWithConfidence` inside `model` (itself or wrapped by flip averaging), if any."""
+    while model is not None:
+        if isinstance(model, DepthWithConfidence):
+            return model
+        model = getattr(model, 'model', None)
+    return None
+
+
+def outputs_metadata(model: torch.nn.Module, config: Any) -> dict[str, Any]:
+    """`extra.outputs` of the metadata: each graph output with its shape, unit and meaning."""
+    shape = [1, 1, config.input_height, config.input_width]
+    outputs: dict[str, Any] = {}
+    for name in output_names_of(model):
+        if name == OUTPUT_NAME:
+            outputs[name] = {'shape': shape, 'dtype': 'float32', 'unit': 'm',
+                             'meaning': 'metric depth along the optical axis'}
+        elif name == CONFIDENCE_NAME:
+            wrapper = _confidence_wrapper(model)
+            outputs[name] = {
+                'shape': shape, 'dtype': 'float32', 'unit': '1', 'range': [0.0, 1.0],
+                'method': wrapper.method if wrapper else None,
+                'tolerance': wrapper.tolerance if wrapper else None,
+                'meaning': 'per-pixel confidence from the metric-bin distribution '
+                           '(depth_estimation.model.confidence); 1 = the bins agree'}
+        else:
+            outputs[name] = {'shape': shape, 'dtype': 'float32'}
+    return outputs
+
+
 def export_onnx(model: torch.nn.Module, output: PathLike, *,
                 source: Optional[dict[str, Any]] = None,
                 check_images: Sequence[tuple[str, np.ndarray]] = (), random_checks: int = 2,
@@ -66,7 +163,9 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
     """Export `model` at its config's input size; verify with ONNX Runtime; write the metadata
     beside it.
 
-    `check_images` are (name, RGB uint8 image) pairs, preprocessed exactly as the runtime does. On
+    `model` returns the depth, or a tuple named by `output_names_of` (a `DepthWithConfidence`
+    gives `depth` and `confidence`); every output is checked. `check_images` are (name, RGB uint8
+    image) pairs, preprocessed exactly as the runtime does. On
     a parity failure the `.onnx` is deleted and `ExportParityError` raised: no unchecked artifact
     remains. `simplify` folds constants and removes dead nodes with onnxslim (static shapes: the
     BEiT relative-position tables become constants) before the parity check, so the check covers
@@ -89,12 +188,19 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')  # TracerWarnings from transformers' shape checks
         torch.onnx.export(model, (example,), str(output), input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=opset, dynamo=False,
-                          do_constant_folding=True)
+                          output_names=list(output_names_of(model)), opset_version=opset,
+                          dynamo=False, do_constant_folding=True)
     import onnx
 
     onnx.checker.check_model(str(output), full_check=True)
     extra: dict[str, Any] = {}
+    disabled_optimizers = onnxruntime_disabled_optimizers(config)
+    if disabled_optimizers:
+        extra['onnxruntime'] = {'disabled_optimizers': disabled_optimizers}
+        if simplify:
+            progress(f'      not simplified: folding would add '
+                     f'{folded_bias_bytes(config) / 2**30:.1f} GiB of relative-position bias')
+            simplify = False
     if simplify:
         report = simplify_onnx(output, output)
         progress(f'      simplified with {report.tool} {report.version}: {report.nodes_before} -> '
@@ -106,10 +212,13 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
     progress(f'[2/3] checking ONNX Runtime against PyTorch ({random_checks} random, '
              f'{len(check_images)} real images)')
     inputs = _check_inputs(config, check_images, random_checks)
-    checks = compare_with_onnxruntime(model, output, inputs)
+    checks = compare_with_onnxruntime(model, output, inputs, disabled_optimizers)
     for check in checks:
-        progress(f'      {check.name}: max abs {check.max_abs_error:.3g} m, '
-                 f'max rel {check.max_rel_error:.3g}')
+        if check.output == OUTPUT_NAME:
+            progress(f'      {check.name}: max abs {check.max_abs_error:.3g} m, '
+                     f'max rel {check.max_rel_error:.3g}')
+        else:
+            progress(f'      {check.name} ({check.output}): max abs {check.max_abs_error:.3g}')
     worst = max((c.max_rel_error for c in checks), default=0.0)
     if not worst <= tolerance:  # NaN fails too
         output.unlink(missing_ok=True)
@@ -122,7 +231,8 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
     metadata = ArtifactMetadata.from_model_config(
         config, input_name=INPUT_NAME, output_name=OUTPUT_NAME, source=dict(source or {}),
         versions=library_versions('torch', 'transformers', 'onnx', 'onnxruntime', 'numpy'),
-        extra={**(extra_metadata or {}), **extra, 'format': 'onnx', 'opset': opset,
+        extra={**(extra_metadata or {}), **extra, 'outputs': outputs_metadata(model, config),
+               'format': 'onnx', 'opset': opset,
                'exporter': 'torch.onnx (TorchScript)', 'precision': 'fp32',
                'parity': {'tolerance_rel': tolerance,
                           'checks': [vars(c) for c in checks]}})
@@ -145,25 +255,46 @@ def _check_inputs(config: Any, images: Sequence[tuple[str, np.ndarray]],
 
 
 def compare_with_onnxruntime(model: torch.nn.Module, onnx_path: PathLike,
-                             inputs: Sequence[tuple[str, np.ndarray]]) -> list[ParityCheck]:
-    """Run each (name, (1, 3, H, W) float32) input through PyTorch and ONNX Runtime and compare."""
+                             inputs: Sequence[tuple[str, np.ndarray]],
+                             disabled_optimizers: Sequence[str] = ()) -> list[ParityCheck]:
+    """Run each (name, (1, 3, H, W) float32) input through PyTorch and ONNX Runtime and compare.
+
+    A model returning one tensor is compared with the graph's `depth`; a model returning a tuple
+    (depth, confidence) with the graph outputs of the same names, one `ParityCheck` per output.
+    """
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'],
+                                           disabled_optimizers=list(disabled_optimizers))
     input_name = session.get_inputs()[0].name
-    output_names = [o.name for o in session.get_outputs()]
-    output_name = OUTPUT_NAME if OUTPUT_NAME in output_names else output_names[0]
+    session_names = [o.name for o in session.get_outputs()]
     checks = []
     for name, tensor in inputs:
         with torch.inference_mode():
-            expected = model(torch.from_numpy(tensor)).numpy()
-        actual = session.run([output_name], {input_name: tensor})[0]
-        if actual.shape != expected.shape:
-            raise ExportParityError(
-                f'{name}: ONNX output {actual.shape} != PyTorch {expected.shape}')
-        error = np.abs(actual.astype(np.float64) - expected)
-        scale = np.maximum(np.abs(expected.astype(np.float64)), 1e-12)
-        checks.append(ParityCheck(name, float(error.max()), float((error / scale).max())))
+            expected_outputs = model(torch.from_numpy(tensor))
+        if isinstance(expected_outputs, torch.Tensor):
+            names = [OUTPUT_NAME if OUTPUT_NAME in session_names else session_names[0]]
+            expected_outputs = (expected_outputs,)
+        else:
+            names = list(output_names_of(model))
+            missing = sorted(set(names) - set(session_names))
+            if missing:
+                raise ExportParityError(f'the ONNX graph lacks the outputs {missing}; it has '
+                                        f'{session_names}')
+        actual_outputs = session.run(names, {input_name: tensor})
+        for output_name, expected_tensor, actual in zip(names, expected_outputs,
+                                                        actual_outputs):
+            expected = expected_tensor.numpy()
+            if actual.shape != expected.shape:
+                raise ExportParityError(f'{name}: ONNX output {output_name} {actual.shape} != '
+                                        f'PyTorch {expected.shape}')
+            error = np.abs(actual.astype(np.float64) - expected)
+            if output_name == CONFIDENCE_NAME:  # bounded in [0, 1]: relative to the full scale
+                scale = np.ones_like(error)
+            else:
+                scale = np.maximum(np.abs(expected.astype(np.float64)), 1e-12)
+            checks.append(ParityCheck(name, float(error.max()), float((error / scale).max()),
+                                      output_name))
     return checks
 
 
@@ -240,7 +371,8 @@ def export_fp16_variant(model: torch.nn.Module, fp32_onnx: PathLike,
         extra['tensorrt_support'] = _tensorrt_check(output, tensorrt_check, progress)
     model = model.eval().float()
     inputs = _check_inputs(model.config, check_images, random_checks)
-    checks = compare_with_onnxruntime(model, output, inputs)
+    checks = compare_with_onnxruntime(model, output, inputs,
+                                      onnxruntime_disabled_optimizers(model.config))
     worst = max((c.max_rel_error for c in checks), default=0.0)
     progress(f'       FP16 variant against FP32 PyTorch: max rel {worst:.3g} '
              f'(tolerance {tolerance:g})')

@@ -226,6 +226,8 @@ def build_engine(onnx_path: PathLike, engine_path: PathLike, *, precision: str =
     data = onnx_metadata.to_dict()
     data['extra'] = {'format': 'tensorrt', 'tensorrt': tensorrt_block,
                      'protocol': onnx_metadata.extra.get('protocol', {}),
+                     **{k: onnx_metadata.extra[k] for k in ('outputs', 'training_camera')
+                        if k in onnx_metadata.extra},
                      'onnx_extra': {k: onnx_metadata.extra.get(k)
                                     for k in ('opset', 'precision', 'exporter')}}
     metadata = ArtifactMetadata.from_dict(data)
@@ -264,13 +266,26 @@ def check_engine(engine_path: Path, onnx_path: Path, tolerance: float, device: i
     with TensorRTBackend(engine_path, device=device) as engine, \
             OnnxRuntimeBackend(reference_path, device='cpu') as reference:  # exact FP32
         for name, rgb in frames:
-            expected = reference.infer(rgb).astype(np.float64)
-            actual = engine.infer(rgb).astype(np.float64)
+            expected_outputs = reference.infer_outputs(rgb)
+            actual_outputs = engine.infer_outputs(rgb)
+            expected = expected_outputs.depth.astype(np.float64)
+            actual = actual_outputs.depth.astype(np.float64)
             error = np.abs(actual - expected) / np.maximum(np.abs(expected), 1e-12)
-            checks.append({'name': name, 'max_rel_error': float(error.max()),
-                           'median_rel_error': float(np.median(error))})
+            check: dict[str, Any] = {'name': name, 'max_rel_error': float(error.max()),
+                                     'median_rel_error': float(np.median(error))}
             worst = max(worst, float(error.max()))
-            progress(f'      {name}: max rel {error.max():.3g}, median {np.median(error):.3g}')
+            note = ''
+            if expected_outputs.confidence is not None and \
+                    actual_outputs.confidence is not None:
+                # confidence lies in [0, 1]: its error is absolute (a fraction of the range)
+                confidence_error = float(np.abs(actual_outputs.confidence.astype(np.float64)
+                                                - expected_outputs.confidence).max())
+                check['confidence_max_abs_error'] = confidence_error
+                worst = max(worst, confidence_error)
+                note = f', confidence max abs {confidence_error:.3g}'
+            checks.append(check)
+            progress(f'      {name}: max rel {error.max():.3g}, median '
+                     f'{np.median(error):.3g}{note}')
     if not worst <= tolerance:
         engine_path.unlink(missing_ok=True)
         metadata_path(engine_path).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
-from depth_estimation.inference.base import DepthBackend, Timings
+from depth_estimation.inference.base import CONFIDENCE_NAME, DepthBackend, DepthResult, Timings
 
 BACKENDS = ('auto', 'onnxruntime', 'torch', 'tensorrt')
 _BY_SUFFIX = {'.onnx': 'onnxruntime', '.pt': 'torch', '.pth': 'torch', '.ckpt': 'torch',
@@ -44,4 +44,4 @@ def open_backend(model_path: Union[str, Path], backend: str = 'auto',
     raise ValueError(f'unknown backend {backend!r}; expected one of {BACKENDS}')
 
 
-__all__ = ['BACKENDS', 'DepthBackend', 'Timings', 'open_backend']
+__all__ = ['BACKENDS', 'CONFIDENCE_NAME', 'DepthBackend', 'DepthResult', 'Timings', 'open_backend']

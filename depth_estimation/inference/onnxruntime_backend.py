@@ -68,11 +68,19 @@ class OnnxRuntimeBackend(DepthBackend):
         if not spinning:  # idle worker threads sleep instead of spinning: kinder to shared CPUs
             options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
+            # The exporter records optimizers the model must be opened without (ZoeD_K: folding
+            # its relative-position bias takes more memory than most machines have).
+            disabled = self.metadata.extra.get('onnxruntime', {}).get('disabled_optimizers', [])
             self.session = onnxruntime.InferenceSession(
-                str(model_path), options, providers=list(providers or default_providers(device)))
+                str(model_path), options, providers=list(providers or default_providers(device)),
+                disabled_optimizers=list(disabled))
         except Exception as error:  # onnxruntime raises its own exception types for corrupt files
             raise ValueError(f'cannot load ONNX model {model_path}: {error}') from error
         self._check_io()
+        names = [o.name for o in self.session.get_outputs()]
+        # the depth first, then the others (e.g. 'confidence') in the graph's order
+        self._output_names = (self.metadata.output_name,
+                              *(n for n in names if n != self.metadata.output_name))
         self.model_path = model_path
         self.num_threads = num_threads
         self.graph_optimization = graph_optimization
@@ -82,6 +90,10 @@ class OnnxRuntimeBackend(DepthBackend):
         self._outputs: dict[str, Any] = {}
         if io_binding:
             self._bind()
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._output_names
 
     def _check_io(self) -> None:
         """Refuse a model whose inputs and outputs do not match its metadata."""

@@ -163,6 +163,13 @@ class TensorRTBackend(DepthBackend):
             raise EngineMismatchError(f'engine outputs {outputs} lack '
                                       f'{metadata.output_name!r}')
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The engine's outputs by name, the depth first (a `confidence` output when exported)."""
+        depth = self.metadata.output_name
+        return (depth, *(b.name for b in self._buffers.values()
+                         if not b.is_input and b.name != depth))
+
     def _enqueue(self) -> None:
         """Copy in, run, copy out: all asynchronous on the one stream."""
         cudart = self._cudart

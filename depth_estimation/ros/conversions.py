@@ -1,4 +1,5 @@
-"""Message <-> numpy conversions for the depth node (sensor_msgs Image, CameraInfo, PointCloud2).
+"""Message <-> numpy conversions for the depth node (sensor_msgs Image, CameraInfo, PointCloud2,
+LaserScan).
 
 Pure functions: they build or read messages and never touch a ROS graph. The geometry itself lives
 in `depth_estimation.geometry`.
@@ -13,7 +14,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 from rosbags.image import message_to_cvimage
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2, PointField
 from std_msgs.msg import Header
 import yaml
 
@@ -164,6 +165,64 @@ def image_to_millimetres(msg: Image) -> np.ndarray:
     rows = data.reshape(height, step)[:, :width * 2]  # (H, W * 2)
     dtype = np.dtype('>u2' if msg.is_bigendian else '<u2')
     return np.ascontiguousarray(rows).view(dtype).astype(np.uint16)  # (H, W) mm
+
+
+def float_to_image(values: np.ndarray, header: Header) -> Image:
+    """Any float map (H, W) -> 32FC1 Image, values as they are (e.g. a confidence in [0, 1])."""
+    values = np.asarray(values)
+    if values.ndim != 2:
+        raise ValueError(f'expected a map of shape (H, W), got {values.shape}')
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(values.shape[0]), int(values.shape[1])
+    msg.encoding = DEPTH_ENCODING
+    msg.is_bigendian = False
+    msg.step = int(msg.width * 4)
+    msg.data = _as_uint8_array(values.astype('<f4').tobytes())
+    return msg
+
+
+def sparse_depth_from_image(msg: Image) -> np.ndarray:
+    """A sparse depth Image (32FC1 metres or 16UC1 millimetres) -> float32 (h, w) metres, NaN
+    where there is no sample (NaN, Inf, 0 or negative in 32FC1; 0 in 16UC1, REP 118)."""
+    if msg.encoding == DEPTH_ENCODING:
+        depth = image_to_depth(msg)
+    elif msg.encoding in (RAW_DEPTH_ENCODING, 'mono16'):
+        depth = image_to_millimetres(
+            SimpleNamespace(**{**_image_fields(msg), 'encoding': RAW_DEPTH_ENCODING})
+        ).astype(np.float32) / np.float32(1000.0)
+    else:
+        raise ImageError('sparse_depth_encoding', f'sparse depth encoding {msg.encoding!r} is '
+                         f'not supported; expected {DEPTH_ENCODING} (metres) or '
+                         f'{RAW_DEPTH_ENCODING} (millimetres)')
+    with np.errstate(invalid='ignore'):
+        depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
+    return depth
+
+
+def _image_fields(msg: Image) -> dict[str, Any]:
+    return {'height': msg.height, 'width': msg.width, 'step': msg.step, 'data': msg.data,
+            'is_bigendian': msg.is_bigendian, 'encoding': msg.encoding}
+
+
+def ranges_to_scan(ranges: np.ndarray, angle_min: float, angle_max: float,
+                   angle_increment: float, range_min: float, range_max: float,
+                   header: Header) -> LaserScan:
+    """A LaserScan with these angles (radians) and ranges (metres, REP 117 NaN / +-Inf kept)."""
+    msg = LaserScan()
+    msg.header = header
+    msg.angle_min, msg.angle_max = float(angle_min), float(angle_max)
+    msg.angle_increment = float(angle_increment)
+    msg.time_increment = 0.0  # every range comes from the same exposure
+    msg.scan_time = 0.0
+    msg.range_min, msg.range_max = float(range_min), float(range_max)
+    msg.ranges = array('f', np.asarray(ranges, dtype=np.float32).tobytes())
+    return msg
+
+
+def scan_ranges(msg: LaserScan) -> np.ndarray:
+    """The ranges of a LaserScan as float32 (N,)."""
+    return np.asarray(msg.ranges, dtype=np.float32)
 
 
 def image_to_depth(msg: Image) -> np.ndarray:

@@ -17,6 +17,11 @@ Topics (relative, so namespaces and remaps work):
   says), `depth/camera_info` (depth header; K, P scaled to the depth size), `points` (organized
   PointCloud2, xyz or xyzrgb, `points_stride` decimation), optional `depth/image_raw` (16UC1 mm)
   and `depth/colorized` (rgb8 for people); `/diagnostics` (diagnostic_msgs).
+- issue 8 (all optional): `depth/confidence` (32FC1, 0..1) from a model exported with
+  `--confidence`, `confidence_threshold` dropping unsure pixels from `points` and `scan_out`;
+  scale anchoring from `sparse_depth` (Image) or `scan` (LaserScan) in; focal-length compensation;
+  `scan_out` (LaserScan) out; a temporal filter. The per-frame corrections live in
+  `refinement.py` (plain numpy), the products in `outputs.py`.
 
 Intrinsics: camera_info P (rectified), else K; without camera_info, the fx/fy/cx/cy or
 horizontal_fov parameters (throttled warning); camera_info without a focal length is rejected.
@@ -49,20 +54,22 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Header
 
 from depth_estimation.inference import open_backend
 from depth_estimation.ros.conversions import (camera_info_from_intrinsics,
                                               camera_info_intrinsics, image_to_rgb, ImageError,
-                                              scale_camera_info)
+                                              scale_camera_info, scan_ranges,
+                                              sparse_depth_from_image)
 from depth_estimation.ros.diagnostics import diagnostic_array, model_identity
 from depth_estimation.ros.outputs import DepthFrame, OUTPUT_STAGES, OutputStage
 from depth_estimation.ros.parameters import (LIFECYCLE_PARAMETERS, NodeSettings, PARAMETERS,
                                              ParameterSpec, SPECS)
 from depth_estimation.ros.products import (apply_depth_range, intrinsics_from_matrices,
                                            intrinsics_from_parameters, size_fits)
-from depth_estimation.ros.stats import FrameStatistics, LogThrottle
+from depth_estimation.ros.refinement import DepthRefiner, SparseSample
+from depth_estimation.ros.stats import FrameStatistics, LogThrottle, OK, WARN
 
 NODE_NAME = 'depth_estimation_node'
 RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
@@ -78,6 +85,10 @@ class ModelLoadError(RuntimeError):
 
 def _stamp_key(msg: Any) -> tuple[int, int]:
     return (int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
+
+
+def _stamp_seconds(msg: Any) -> float:
+    return int(msg.header.stamp.sec) + int(msg.header.stamp.nanosec) * 1e-9
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -118,6 +129,9 @@ class DepthEstimationMixin:
         self._expected_size: Optional[tuple[int, int]] = None  # (W, H) of the stream
         self._model_range = (0.0, 0.0)
         self._identity: dict[str, str] = {}
+        self._capabilities: frozenset[str] = frozenset()  # what the model offers: 'confidence'
+        self._refiner: Optional[DepthRefiner] = None
+        self._sparse_sample: Optional[SparseSample] = None  # latest anchoring message
         self._declare_parameters(tuple(PARAMETERS) + tuple(extra_specs))
         self.settings = self._validated_settings()
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -133,6 +147,13 @@ class DepthEstimationMixin:
             if override is not None and isinstance(spec.default, float) \
                     and override.type_ == Parameter.Type.INTEGER:
                 overrides[spec.name] = Parameter(spec.name, value=float(override.value))
+            if override is not None and spec.choices is not None and 'off' in spec.choices \
+                    and override.type_ == Parameter.Type.BOOL and not override.value:
+                overrides[spec.name] = Parameter(spec.name, value='off')  # YAML read off as false
+            if override is not None and isinstance(spec.default, list) \
+                    and override.type_ == Parameter.Type.INTEGER_ARRAY:  # [0, 0, 1, ...]
+                overrides[spec.name] = Parameter(spec.name,
+                                                 value=[float(v) for v in override.value])
         try:
             for spec in specs:
                 self.declare_parameter(spec.name, spec.default, _descriptor(spec))
@@ -167,6 +188,7 @@ class DepthEstimationMixin:
                 settings = self._validated_settings(changes)
                 if self._configured:
                     settings.depth_range(*self._model_range)
+                    self._check_capabilities(settings)
             except (ModelLoadError, ValueError) as error:
                 return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
@@ -176,6 +198,15 @@ class DepthEstimationMixin:
         names = ', '.join(f'{p.name}={p.value!r}' for p in parameters if p.name in SPECS)
         if names:
             self.get_logger().info(f'parameters changed: {names}')
+
+    def _check_capabilities(self, settings: NodeSettings) -> None:
+        """ValueError when the settings ask for what the loaded model cannot give."""
+        if settings.confidence_threshold > 0 and 'confidence' not in self._capabilities:
+            raise ValueError('confidence_threshold needs a model with a confidence output '
+                             '(export it with `depth-estimation export --confidence`, or use a '
+                             'checkpoint with the torch backend)')
+        if self._refiner is not None:
+            self._refiner.check(settings)
 
     # Lifecycle steps (the plain node runs configure + activate at construction) ---------------
 
@@ -198,8 +229,13 @@ class DepthEstimationMixin:
             if not np.isfinite(warm_up).any():
                 raise ValueError('the model gives no finite depth on a grey test image')
             identity = model_identity(settings.model_path, backend.describe())
+            self._capabilities = frozenset({'confidence'} if backend.has_confidence else ())
+            self._refiner = DepthRefiner(backend.metadata.input_size,
+                                         backend.metadata.extra.get('training_camera'))
+            self._check_capabilities(settings)
         except Exception as error:
             backend.close()
+            self._refiner = None
             raise ModelLoadError(f'model {settings.model_path!r} refused: '
                                  f'{type(error).__name__}: {error}') from error
         self.backend = backend
@@ -212,7 +248,8 @@ class DepthEstimationMixin:
         def create(message_type: type, topic: str) -> Any:
             return self._create_output_publisher(message_type, topic, qos)
 
-        self.stages = [stage(create) for stage in OUTPUT_STAGES if stage.enabled(settings)]
+        self.stages = [stage(create) for stage in OUTPUT_STAGES
+                       if stage.enabled(settings) and stage.requires <= self._capabilities]
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period,
                                                     self._publish_diagnostics)
@@ -232,10 +269,17 @@ class DepthEstimationMixin:
             self._stopping = False
             self._pending = None
         self._camera_infos.clear()
+        self._sparse_sample = None
         self._subscriptions = [
             self.create_subscription(Image, 'image', self._on_image, qos_profile_sensor_data),
             self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
                                      qos_profile_sensor_data)]
+        if self.settings.anchoring == 'sparse_depth':
+            self._subscriptions.append(self.create_subscription(
+                Image, 'sparse_depth', self._on_sparse_depth, qos_profile_sensor_data))
+        elif self.settings.anchoring == 'scan':
+            self._subscriptions.append(self.create_subscription(
+                LaserScan, 'scan', self._on_scan, qos_profile_sensor_data))
         self._worker = threading.Thread(target=self._work, name='depth_inference', daemon=True)
         self._worker.start()
         self._active = True
@@ -270,6 +314,8 @@ class DepthEstimationMixin:
         if self.backend is not None:
             self.backend.close()
             self.backend = None
+        self._refiner = None
+        self._capabilities = frozenset()
         self._configured = False
 
     def _log_summary(self) -> None:
@@ -327,6 +373,32 @@ class DepthEstimationMixin:
         with self._condition:
             self._camera_infos.append(msg)
 
+    def _on_sparse_depth(self, msg: Image) -> None:
+        try:
+            depth = sparse_depth_from_image(msg)  # (h, w) metres, NaN = no sample
+        except ValueError as error:
+            text = f'sparse_depth rejected (frame {msg.header.frame_id!r}): {error}'
+            self.statistics.on_problem(time.monotonic(), 'sparse_depth_rejected', text)
+            self._log_throttled('sparse_depth_rejected', text, 'error')
+            return
+        with self._condition:
+            self._sparse_sample = SparseSample(_stamp_seconds(msg), depth=depth)
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        if not (msg.angle_increment != 0 and np.isfinite(msg.angle_increment)):
+            text = (f'scan rejected (frame {msg.header.frame_id!r}): angle_increment is '
+                    f'{msg.angle_increment}')
+            self.statistics.on_problem(time.monotonic(), 'scan_rejected', text)
+            self._log_throttled('scan_rejected', text, 'error')
+            return
+        sample = SparseSample(_stamp_seconds(msg), ranges=scan_ranges(msg),
+                              angle_min=float(msg.angle_min),
+                              angle_increment=float(msg.angle_increment),
+                              range_min=float(msg.range_min),
+                              range_max=float(msg.range_max) if msg.range_max > 0 else np.inf)
+        with self._condition:
+            self._sparse_sample = sample
+
     def _camera_info_for(self, image: Image, size: tuple[int, int]
                          ) -> tuple[Optional[CameraInfo], Optional[str]]:
         """(CameraInfo with the image's stamp, else the latest; or None, problem or None)."""
@@ -376,6 +448,8 @@ class DepthEstimationMixin:
         size = (width, height)
         if self._expected_size is not None and size != self._expected_size:
             previous, self._expected_size = self._expected_size, size
+            if self._refiner is not None:
+                self._refiner.reset_temporal()  # its state is per pixel of the old size
             return self._skip('resolution_change', f'image size changed from {previous[0]}x'
                               f'{previous[1]} to {width}x{height}; this frame is dropped and the '
                               'new size is used from the next frame on')
@@ -406,19 +480,37 @@ class DepthEstimationMixin:
                                     'horizontal_fov parameter: publishing depth only (no '
                                     'depth/camera_info, no points)')
 
-        depth = self.backend.infer(rgb)  # (H, W) float32 metres
+        want_confidence = 'confidence' in self._capabilities and (
+            settings.confidence_threshold > 0
+            or any(stage.requires for stage in self.stages))
+        result = self.backend.infer_outputs(rgb, confidence=want_confidence)
+        depth = result.depth  # (H, W) float32 metres
         inference = self.backend.last_timings.total
         if not np.isfinite(depth).any():
             return self._skip('model_output', 'the model returned no finite depth for this image')
+        intrinsics = camera_info_intrinsics(depth_info) if depth_info is not None else None
+        with self._condition:
+            sample = self._sparse_sample
+        if self._refiner is not None:
+            depth = self._refiner.refine(depth, intrinsics, settings, sample,
+                                         _stamp_seconds(image))  # (H, W) metres
         depth_range = settings.depth_range(*self._model_range)
-        frame = DepthFrame(header=header, rgb=rgb,
-                           depth=apply_depth_range(depth, *depth_range, settings.out_of_range),
-                           depth_range=depth_range,
-                           intrinsics=(camera_info_intrinsics(depth_info)
-                                       if depth_info is not None else None),
-                           camera_info=depth_info, settings=settings)
+        depth = apply_depth_range(depth, *depth_range, settings.out_of_range)
+        confident_depth = None
+        if result.confidence is not None and settings.confidence_threshold > 0:
+            confident_depth = np.where(result.confidence >= settings.confidence_threshold,
+                                       depth, np.float32(np.nan))  # (H, W) metres
+        frame = DepthFrame(header=header, rgb=rgb, depth=depth, depth_range=depth_range,
+                           intrinsics=intrinsics, camera_info=depth_info, settings=settings,
+                           confidence=result.confidence, confident_depth=confident_depth)
         for stage in self.stages:
-            stage.publish(frame)
+            try:
+                stage.publish(frame)
+            except ValueError as error:  # e.g. scan_height taller than this image
+                self.statistics.on_problem(time.monotonic(), f'{stage.name}_not_published',
+                                           f'{stage.name}: {error}')
+                self._log_throttled(f'stage:{stage.name}', f'{stage.name} not published for '
+                                    f'this frame: {error}')
 
         latency = time.perf_counter() - received_at
         self.statistics.on_processed(time.monotonic(), latency, inference)
@@ -431,6 +523,12 @@ class DepthEstimationMixin:
             return
         level, message, values = self.statistics.report(time.monotonic(), self._active,
                                                         self._identity)
+        refiner, settings = self._refiner, self.settings
+        if refiner is not None:
+            values += refiner.diagnostics(settings)
+            warning = refiner.warning(settings) if self._active else None
+            if warning and level == OK:
+                level, message = WARN, warning
         hardware_id = (f'{self._identity.get("backend", "")} '
                        f'{self._identity.get("model", "")}').strip()
         self._diagnostics_publisher.publish(diagnostic_array(

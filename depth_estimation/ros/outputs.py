@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 from std_msgs.msg import Header
 
 from depth_estimation.geometry import depth_to_points, Intrinsics
-from depth_estimation.ros.conversions import (depth_to_image, millimetres_to_image,
-                                              points_to_cloud, rgb_to_image)
+from depth_estimation.laserscan import depth_to_scan
+from depth_estimation.ros.conversions import (depth_to_image, float_to_image,
+                                              millimetres_to_image, points_to_cloud,
+                                              ranges_to_scan, rgb_to_image)
 from depth_estimation.ros.parameters import NodeSettings
 from depth_estimation.ros.products import decimate, depth_to_millimetres, limit_far
 from depth_estimation.visualize import auto_range, colorize_depth
@@ -40,6 +42,15 @@ class DepthFrame:
     intrinsics: Optional[Intrinsics]  # at the depth size; None without camera_info/parameters
     camera_info: Optional[CameraInfo]  # the depth CameraInfo (header of the depth), or None
     settings: NodeSettings
+    # (H, W) float32 in [0, 1] from a model with a confidence output, else None
+    confidence: Optional[np.ndarray] = None
+    # `depth` with the pixels below confidence_threshold set to NaN; None when nothing is dropped
+    confident_depth: Optional[np.ndarray] = None
+
+    @property
+    def obstacle_depth(self) -> np.ndarray:
+        """The depth that 3-D and 2-D obstacle outputs (points, scan_out) use."""
+        return self.depth if self.confident_depth is None else self.confident_depth
 
 
 class OutputStage:
@@ -47,6 +58,8 @@ class OutputStage:
 
     name: ClassVar[str] = ''
     topics: ClassVar[tuple[tuple[str, type], ...]] = ()
+    # What the model must offer for this stage to exist (e.g. {'confidence'})
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, create_publisher: PublisherFactory) -> None:
         self.publishers = {topic: create_publisher(message_type, topic)
@@ -114,7 +127,7 @@ class PointsStage(OutputStage):
             return
         settings = frame.settings
         stride = settings.points_stride
-        depth = frame.depth[::stride, ::stride]  # (h, w) metres, the kept pixels
+        depth = frame.obstacle_depth[::stride, ::stride]  # (h, w) metres, the kept pixels
         if settings.points_max_depth > 0:
             depth = limit_far(depth, settings.points_max_depth)
         points = depth_to_points(depth, decimate(frame.intrinsics, stride))  # (h, w, 3)
@@ -140,8 +153,55 @@ class ColorizedStage(OutputStage):
         self.publishers['depth/colorized'].publish(rgb_to_image(coloured, frame.header))
 
 
-OUTPUT_STAGES: tuple[type[OutputStage], ...] = (
-    DepthImageStage, DepthRawStage, DepthCameraInfoStage, PointsStage, ColorizedStage)
+class ConfidenceStage(OutputStage):
+    """depth/confidence: 32FC1 in [0, 1] (1 = sure), the depth's header and size."""
 
-__all__ = ['ColorizedStage', 'DepthCameraInfoStage', 'DepthFrame', 'DepthImageStage',
-           'DepthRawStage', 'OUTPUT_STAGES', 'OutputStage', 'PointsStage']
+    name = 'confidence'
+    topics = (('depth/confidence', Image),)
+    requires = frozenset({'confidence'})
+
+    @staticmethod
+    def enabled(settings: NodeSettings) -> bool:
+        return settings.publish_confidence
+
+    def publish(self, frame: DepthFrame) -> None:
+        if frame.confidence is not None:
+            self.publishers['depth/confidence'].publish(
+                float_to_image(frame.confidence, frame.header))
+
+
+class ScanStage(OutputStage):
+    """scan_out: LaserScan from the rows around cy, as depthimage_to_laserscan (laserscan.py).
+
+    The header keeps the depth stamp; its frame is `scan_frame_id` (x forward, z up), because
+    LaserScan angles turn about the scan frame's z axis, not about the optical frame's.
+    """
+
+    name = 'scan'
+    topics = (('scan_out', LaserScan),)
+
+    @staticmethod
+    def enabled(settings: NodeSettings) -> bool:
+        return settings.publish_scan
+
+    def publish(self, frame: DepthFrame) -> None:
+        if frame.intrinsics is None:
+            return
+        settings = frame.settings
+        ranges, geometry = depth_to_scan(frame.obstacle_depth, frame.intrinsics,
+                                         settings.scan_height, settings.scan_range_min,
+                                         settings.scan_range_max)  # (W,) metres
+        header = Header(stamp=frame.header.stamp,
+                        frame_id=settings.scan_frame_id or frame.header.frame_id)
+        self.publishers['scan_out'].publish(ranges_to_scan(
+            ranges, geometry.angle_min, geometry.angle_max, geometry.angle_increment,
+            geometry.range_min, geometry.range_max, header))
+
+
+OUTPUT_STAGES: tuple[type[OutputStage], ...] = (
+    DepthImageStage, DepthRawStage, DepthCameraInfoStage, PointsStage, ColorizedStage,
+    ConfidenceStage, ScanStage)
+
+__all__ = ['ColorizedStage', 'ConfidenceStage', 'DepthCameraInfoStage', 'DepthFrame',
+           'DepthImageStage', 'DepthRawStage', 'OUTPUT_STAGES', 'OutputStage', 'PointsStage',
+           'ScanStage']

@@ -17,14 +17,18 @@ from dataclasses import dataclass, fields
 import math
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from depth_estimation.anchoring import METHODS as ANCHORING_METHODS
+from depth_estimation.focal import TRAINING_CAMERAS
 from depth_estimation.inference import BACKENDS
 from depth_estimation.visualize import COLORMAPS, DEFAULT_COLORMAP
 
-Value = Union[bool, int, float, str]
+Value = Union[bool, int, float, str, list]
 
 RELIABILITIES = ('reliable', 'best_effort')
 OUT_OF_RANGE_MODES = ('rep117', 'nan')
 COLORIZE_RANGES = ('fixed', 'auto')
+ANCHORING_MODES = ('off', 'sparse_depth', 'scan')
+TRAINING_CAMERA_NAMES = ('',) + tuple(sorted(TRAINING_CAMERAS))
 MAX_METRES = 1000.0
 
 
@@ -114,6 +118,68 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     _spec('horizontal_fov', 0.0, 'Horizontal field of view in degrees, used without camera_info '
           'and without fx (square pixels, centred principal point); 0 = unset.', runtime=True,
           range=(0.0, 179.0)),
+    # Confidence (issue 8): a model exported with `export --confidence`.
+    _spec('publish_confidence', True, 'Publish depth/confidence (32FC1, 0 to 1, 1 = sure) beside '
+          'the depth when the model has a confidence output (export --confidence).'),
+    _spec('confidence_threshold', 0.0, 'Pixels whose confidence is below this are left out of '
+          'points and scan_out (NaN); 0 keeps all. Needs a model with confidence.', runtime=True,
+          range=(0.0, 1.0)),
+    # Scale anchoring (issue 8).
+    _spec('anchoring', 'off', 'Fit the metric scale to sparse measurements: off, sparse_depth '
+          '(subscribes sparse_depth: 32FC1 m or 16UC1 mm, registered to the camera, full size '
+          'or a coarse zone grid such as 8x8) or scan (subscribes scan: LaserScan, placed by '
+          'scan_extrinsic).', choices=ANCHORING_MODES),
+    _spec('anchoring_method', 'ransac', 'Robust scale fit on the log ratios measured / '
+          'predicted: ransac, trimmed or median.', runtime=True, choices=ANCHORING_METHODS),
+    _spec('anchoring_min_samples', 8, 'Fewest samples (and inliers) a frame needs for a scale '
+          'fit; fewer keep the previous scale.', runtime=True, range=(1, 1000000)),
+    _spec('anchoring_inlier_threshold', 0.1, 'A sample agrees with the scale when |log(measured '
+          '/ (scale * predicted))| is at most this (0.1: about 10 %).', runtime=True,
+          range=(0.001, 2.0)),
+    _spec('anchoring_smoothing', 0.3, 'Weight of each new frame\'s scale in the moving average '
+          '(log space; 1 = no smoothing). Jumps confirmed by 2 frames reset it.', runtime=True,
+          range=(0.01, 1.0)),
+    _spec('anchoring_max_age', 0.5, 'Largest stamp difference in seconds between an image and '
+          'the sparse_depth or scan message used for it; 0 = use the latest whatever its age.',
+          runtime=True, range=(0.0, 3600.0)),
+    _spec('scan_extrinsic', [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 'Pose of the scan frame in the '
+          'camera body frame (x forward, y left, z up, origin at the optical centre) as [x, y, '
+          'z, roll, pitch, yaw] in metres and radians: what tf2_echo <camera frame> <scan frame> '
+          'prints. tf2 is not used (no PyPI wheel): this is a static extrinsic.', runtime=True),
+    # Focal-length compensation (issue 8).
+    _spec('focal_compensation', False, 'Multiply the depth by f_camera / f_training (both at the '
+          'network input) when the camera differs from the training camera. Needs intrinsics.',
+          runtime=True),
+    _spec('training_camera', '', 'Training camera for focal_compensation: empty = from the model '
+          'metadata (export --training-camera), or nyu, kitti, sevenscenes; training_fx wins.',
+          runtime=True, choices=TRAINING_CAMERA_NAMES),
+    _spec('training_fx', 0.0, 'Focal length in pixels of the training camera at training_width '
+          'x training_height (square pixels); 0 = unset.', runtime=True, range=(0.0, 1e6)),
+    _spec('training_width', 0, 'Image width in pixels that training_fx refers to.', runtime=True,
+          range=(0, 100000)),
+    _spec('training_height', 0, 'Image height in pixels that training_fx refers to.',
+          runtime=True, range=(0, 100000)),
+    # LaserScan output (issue 8), like depthimage_to_laserscan.
+    _spec('publish_scan', False, 'Publish scan_out (sensor_msgs/LaserScan) from the rows around '
+          'the optical centre of the depth, as depthimage_to_laserscan does. Needs intrinsics.'),
+    _spec('scan_height', 1, 'Rows around the optical centre compressed into the scan (closest '
+          'range per angle).', runtime=True, range=(1, 10000)),
+    _spec('scan_range_min', 0.45, 'range_min of scan_out in metres; closer is -Inf.',
+          runtime=True, range=(0.0, MAX_METRES)),
+    _spec('scan_range_max', 10.0, 'range_max of scan_out in metres; farther is +Inf.',
+          runtime=True, range=(0.0, MAX_METRES)),
+    _spec('scan_frame_id', 'camera_depth_frame', 'Frame id of scan_out: a frame at the camera '
+          'with x forward and z up (not the optical frame), as depthimage_to_laserscan\'s '
+          'output_frame.', runtime=True),
+    # Temporal filter (issue 8).
+    _spec('temporal_filter', False, 'Per-pixel gated moving average of inverse depth: less '
+          'flicker on a static camera, motion followed at once. Reset on a resolution change.',
+          runtime=True),
+    _spec('temporal_alpha', 0.3, 'Weight of the new frame in the temporal filter (1 = off).',
+          runtime=True, range=(0.01, 1.0)),
+    _spec('temporal_noise', 0.03, 'Expected relative frame-to-frame noise of the model; changes '
+          'beyond 3x this are motion and are followed at once.', runtime=True,
+          range=(0.001, 1.0)),
 )
 
 LIFECYCLE_PARAMETERS: tuple[ParameterSpec, ...] = (
@@ -151,6 +217,28 @@ class NodeSettings:
     cx: float
     cy: float
     horizontal_fov: float
+    publish_confidence: bool
+    confidence_threshold: float
+    anchoring: str
+    anchoring_method: str
+    anchoring_min_samples: int
+    anchoring_inlier_threshold: float
+    anchoring_smoothing: float
+    anchoring_max_age: float
+    scan_extrinsic: tuple[float, ...]
+    focal_compensation: bool
+    training_camera: str
+    training_fx: float
+    training_width: int
+    training_height: int
+    publish_scan: bool
+    scan_height: int
+    scan_range_min: float
+    scan_range_max: float
+    scan_frame_id: str
+    temporal_filter: bool
+    temporal_alpha: float
+    temporal_noise: float
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> NodeSettings:
@@ -164,6 +252,9 @@ class NodeSettings:
             if isinstance(spec.default, float) and isinstance(value, int) \
                     and not isinstance(value, bool):
                 value = merged[name] = float(value)
+            if isinstance(spec.default, list):  # a double array (rclpy gives array.array)
+                value = merged[name] = _float_tuple(name, value, len(spec.default))
+                continue
             if type(value) is not type(spec.default):
                 raise ValueError(f'parameter {name} must be {type(spec.default).__name__}, got '
                                  f'{value!r}')
@@ -187,6 +278,12 @@ class NodeSettings:
             raise ValueError('fy is set but fx is not: set fx (and optionally fy)')
         if self.fx > 0 and self.horizontal_fov > 0:
             raise ValueError('set either fx/fy or horizontal_fov, not both')
+        if self.scan_range_min >= self.scan_range_max:
+            raise ValueError(f'scan_range_min ({self.scan_range_min}) must be below '
+                             f'scan_range_max ({self.scan_range_max})')
+        if self.training_fx > 0 and (self.training_width <= 0 or self.training_height <= 0):
+            raise ValueError('training_fx is set: set training_width and training_height too '
+                             '(the image size the focal length refers to)')
 
     def depth_range(self, model_min: float, model_max: float) -> tuple[float, float]:
         """(min, max) metres reported, parameters first, then the model's range; ValueError if
@@ -201,6 +298,19 @@ class NodeSettings:
     @property
     def has_intrinsics_parameters(self) -> bool:
         return self.fx > 0 or self.horizontal_fov > 0
+
+
+def _float_tuple(name: str, value: Any, length: int) -> tuple[float, ...]:
+    """A double-array parameter as a tuple of `length` finite floats (integers widened)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, '__len__'):
+        raise ValueError(f'parameter {name} must be a list of {length} numbers, got {value!r}')
+    values = list(value)
+    if len(values) != length or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f'parameter {name} must be a list of {length} numbers, got {values!r}')
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f'parameter {name} must be finite, got {values!r}')
+    return tuple(float(v) for v in values)
 
 
 def runtime_names() -> tuple[str, ...]:

@@ -79,6 +79,8 @@ class FrameStatistics:
     skipped: int = 0  # bad input or a failure while processing
     skipped_by_reason: Counter = field(default_factory=Counter)
     rejected_camera_info: int = 0
+    # other rejected inputs (sparse_depth, scan) and outputs left out of a frame, by reason
+    problems_by_reason: Counter = field(default_factory=Counter)
     without_camera_info: int = 0  # published depth only: no intrinsics at all
     from_parameters: int = 0  # intrinsics from parameters (no camera_info)
     total_latency: float = 0.0
@@ -115,6 +117,13 @@ class FrameStatistics:
         with self._lock:
             self.rejected_camera_info += 1
             self._recent_skips.append((now, 'camera_info_rejected'))
+            self._last_skip = message
+
+    def on_problem(self, now: float, reason: str, message: str) -> None:
+        """A rejected auxiliary input, or an output left out of a frame that otherwise went out."""
+        with self._lock:
+            self.problems_by_reason[reason] += 1
+            self._recent_skips.append((now, reason))
             self._last_skip = message
 
     def on_processed(self, now: float, latency: float, inference: float) -> None:
@@ -163,6 +172,8 @@ class FrameStatistics:
             ]
             values += [(f'skipped: {reason}', str(count))
                        for reason, count in sorted(self.skipped_by_reason.items())]
+            values += [(f'problem: {reason}', str(count))
+                       for reason, count in sorted(self.problems_by_reason.items())]
             last_skip = self._last_skip
         values += sorted((identity or {}).items())
         if not active:

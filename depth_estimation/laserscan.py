@@ -1,0 +1,165 @@
+"""Depth image -> 2-D laser scan, as ros-perception/depthimage_to_laserscan does it (numpy only).
+
+2-D costmaps and planners (Nav2's obstacle layer, gmapping, AMCL) consume `sensor_msgs/LaserScan`.
+This module reproduces depthimage_to_laserscan's geometry so the node can publish a scan straight
+from the predicted depth, with no second node and no 16UC1 round trip:
+
+- Angles come from the intrinsics: angle_max is the angle between the ray through pixel
+  (0, cy) and the optical axis, angle_min minus the angle of the ray through (W - 1, cy); there
+  are W ranges and angle_increment = (angle_max - angle_min) / (W - 1). Left of the principal
+  point is a positive angle (LaserScan angles turn counter-clockwise about the scan frame's z axis,
+  which points up, i.e. along -y of the optical frame).
+- `scan_height` rows centred on cy are compressed into one scan: per angle the closest valid
+  range is kept, so anything in that band is an obstacle (`scan_rows` says which rows).
+- A pixel (u, v) with depth z lies at x = (u - cx) z / fx; its range is sqrt(x^2 + z^2), the
+  distance within the scan plane (the reference code uses these two coordinates; the vertical
+  offset y of rows around cy is not part of a 2-D range). Its bin is
+  floor((theta - angle_min) / angle_increment) with theta = -atan((u - cx) / fx). Uniform bins
+  over non-uniformly spaced pixel angles leave some bins near the centre without a pixel: those
+  stay NaN, as in the reference (its own tests accept up to 80 % NaN on an all-Inf image).
+
+NaN / Inf conventions (REP 117; the reference keeps NaN for finite out-of-range values, set
+`mark_out_of_range=False` for that): a bin holds the closest finite range within
+[range_min, range_max]; otherwise -Inf if something was closer than range_min (a -Inf depth or a
+finite range below range_min), otherwise +Inf if something was beyond range_max (a +Inf depth or a
+finite range above it), otherwise NaN (no measurement). -Inf wins over +Inf: an obstacle too close
+to measure matters more to a planner than free space.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from depth_estimation.geometry import Intrinsics
+
+# depthimage_to_laserscan's defaults (cfg/param.yaml of ros-perception/depthimage_to_laserscan)
+DEFAULT_SCAN_HEIGHT = 1
+DEFAULT_RANGE_MIN = 0.45
+DEFAULT_RANGE_MAX = 10.0
+
+
+@dataclass(frozen=True)
+class ScanGeometry:
+    """The angle and range fields of a `sensor_msgs/LaserScan` (radians, metres)."""
+
+    angle_min: float
+    angle_max: float
+    angle_increment: float
+    range_min: float
+    range_max: float
+    count: int  # number of ranges (the image width)
+
+    def angles(self) -> np.ndarray:
+        """Angle of every range, float64 (count,): angle_min + i * angle_increment."""
+        return self.angle_min + self.angle_increment * np.arange(self.count, dtype=np.float64)
+
+
+def scan_geometry(intrinsics: Intrinsics, range_min: float = DEFAULT_RANGE_MIN,
+                  range_max: float = DEFAULT_RANGE_MAX) -> ScanGeometry:
+    """Scan angles for a depth image with these intrinsics (pinhole, rectified)."""
+    if not (0.0 <= range_min < range_max):
+        raise ValueError(f'need 0 <= range_min < range_max, got {range_min} and {range_max}')
+    if intrinsics.width < 2:
+        raise ValueError(f'a scan needs an image at least 2 pixels wide, got {intrinsics.width}')
+    # Angle between the ray through (u, cy) and the ray through (cx, cy) is atan(|u - cx| / fx).
+    angle_max = math.atan2(intrinsics.cx - 0.0, intrinsics.fx)
+    angle_min = -math.atan2((intrinsics.width - 1) - intrinsics.cx, intrinsics.fx)
+    increment = (angle_max - angle_min) / (intrinsics.width - 1)
+    return ScanGeometry(angle_min, angle_max, increment, float(range_min), float(range_max),
+                        intrinsics.width)
+
+
+def scan_rows(intrinsics: Intrinsics, scan_height: int) -> tuple[int, int]:
+    """First row and number of rows of the band of `scan_height` rows centred on cy.
+
+    Rows whose centres are nearest cy (pixel-centre convention of depth_estimation.geometry):
+    first = floor(cy - (scan_height - 1) / 2 + 0.5). The reference computes
+    int(cy - scan_height / 2), which is the same band shifted half a row up (for cy = 240 and
+    one row it reads row 239). The size check is the reference's.
+    """
+    if scan_height < 1:
+        raise ValueError(f'scan_height must be at least 1, got {scan_height}')
+    half = scan_height // 2
+    if half > intrinsics.cy or half > intrinsics.height - intrinsics.cy:
+        raise ValueError(f'scan_height ({scan_height} pixels) is too large for an image '
+                         f'{intrinsics.height} pixels high with cy = {intrinsics.cy}')
+    first = math.floor(intrinsics.cy - (scan_height - 1) / 2.0 + 0.5)
+    first = min(max(first, 0), intrinsics.height - scan_height)
+    return first, scan_height
+
+
+def depth_to_scan(depth: np.ndarray, intrinsics: Intrinsics,
+                  scan_height: int = DEFAULT_SCAN_HEIGHT,
+                  range_min: float = DEFAULT_RANGE_MIN, range_max: float = DEFAULT_RANGE_MAX,
+                  mark_out_of_range: bool = True) -> tuple[np.ndarray, ScanGeometry]:
+    """Depth (H, W) -> ranges float32 (W,) and the scan's angle/range fields.
+
+    `depth` is float metres along the optical axis (REP 118: NaN invalid, +-Inf kept as REP 117
+    says; 0.0 is treated as invalid) or uint16 millimetres (0 invalid), as the reference accepts.
+    """
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
+    if depth.shape != (intrinsics.height, intrinsics.width):
+        raise ValueError(f'depth is {depth.shape[1]}x{depth.shape[0]} but the intrinsics are for '
+                         f'{intrinsics.width}x{intrinsics.height}; scale them first')
+    geometry = scan_geometry(intrinsics, range_min, range_max)
+    first, rows = scan_rows(intrinsics, scan_height)
+    band = depth[first:first + rows]  # (rows, W)
+    if band.dtype == np.uint16:
+        z = band.astype(np.float64) / 1000.0
+        z[band == 0] = np.nan
+    elif np.issubdtype(band.dtype, np.floating):
+        z = band.astype(np.float64)
+        z[z == 0.0] = np.nan
+    else:
+        raise ValueError(f'depth must be float metres or uint16 millimetres, got {band.dtype}')
+
+    u = np.arange(intrinsics.width, dtype=np.float64)
+    tan_theta = (u - intrinsics.cx) / intrinsics.fx  # (W,) x / z of each column's ray
+    theta = -np.arctan(tan_theta)
+    bins = np.floor((theta - geometry.angle_min) / geometry.angle_increment + 1e-9)
+    bins = np.clip(bins, 0, geometry.count - 1).astype(np.intp)  # (W,) bin of each column
+    bins = np.broadcast_to(bins, z.shape)
+
+    with np.errstate(invalid='ignore'):
+        ranges = np.abs(z) * np.sqrt(1.0 + tan_theta ** 2)  # (rows, W); keeps NaN and Inf
+        ranges = np.where(np.isinf(z), z, ranges)  # -Inf stays -Inf
+        finite = np.isfinite(ranges)
+        in_range = finite & (ranges >= range_min) & (ranges <= range_max)
+        too_close = (ranges == -np.inf) | (finite & (ranges < range_min))
+        too_far = (ranges == np.inf) | (finite & (ranges > range_max))
+    if not mark_out_of_range:  # the reference: finite values out of range are dropped
+        too_close = ranges == -np.inf
+        too_far = ranges == np.inf
+
+    best = np.full(geometry.count, np.inf)
+    np.minimum.at(best, bins[in_range], ranges[in_range])
+    has_close = np.zeros(geometry.count, dtype=bool)
+    has_close[bins[too_close]] = True
+    has_far = np.zeros(geometry.count, dtype=bool)
+    has_far[bins[too_far]] = True
+    has_valid = np.zeros(geometry.count, dtype=bool)
+    has_valid[bins[in_range]] = True
+
+    result = np.full(geometry.count, np.nan)
+    result[has_far] = np.inf
+    result[has_close] = -np.inf
+    result[has_valid] = best[has_valid]
+    return result.astype(np.float32), geometry
+
+
+def scan_to_points(ranges: np.ndarray, angle_min: float, angle_increment: float) -> np.ndarray:
+    """Ranges (N,) -> points (N, 3) float64 in the scan frame (x forward, y left, z up).
+
+    Non-finite ranges (NaN, +-Inf: no point) give NaN rows, so indices still match the ranges.
+    """
+    ranges = np.asarray(ranges, dtype=np.float64).reshape(-1)
+    angles = angle_min + angle_increment * np.arange(ranges.size, dtype=np.float64)
+    valid = np.isfinite(ranges)
+    r = np.where(valid, ranges, np.nan)
+    return np.stack([r * np.cos(angles), r * np.sin(angles), np.where(valid, 0.0, np.nan)],
+                    axis=-1)

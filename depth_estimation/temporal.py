@@ -1,0 +1,102 @@
+"""Temporal filter for predicted depth: less flicker on a static camera, no smearing of motion.
+
+A single-image network re-estimates every frame from scratch, so on a static camera the depth
+of a wall jitters by a few percent from frame to frame; costmaps built from it flicker. This
+filter keeps, per pixel, an exponential moving average of *inverse* depth (the quantity whose
+noise is roughly uniform for a learned model and that behaves well at far range), and gates it
+by the innovation:
+
+    e = w_new - w_state                       (w = 1 / depth)
+    |e| <= gate * noise * w_state  ->  w_state += gain(e) * e     (noise: smooth it)
+    |e| >  gate * noise * w_state  ->  w_state  = w_new           (motion: follow at once)
+
+`noise` is the expected relative frame-to-frame noise of the model (a 3 % default; measure it on
+a static clip of your model, benchmarks/beyond_temporal.py). With `soft_gate` the gain grows
+smoothly from `alpha` towards 1 as |e| approaches the gate, so a slowly moving pixel lags less.
+When more than `scene_change_fraction` of the valid pixels are over the gate in one frame (the
+camera moved, the model's scale changed), the whole state restarts from the new frame.
+Invalid depth in the input (NaN, 0 or negative: NaN in the output; +-Inf, the REP 117 markers:
+kept as they are) stays invalid in the output and clears the pixel's state; the output never
+invents depth where the model gave none.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+
+class TemporalFilter:
+    """Per-pixel gated EMA of inverse depth; `update(depth)` returns the filtered depth."""
+
+    def __init__(self, alpha: float = 0.3, noise: float = 0.03, gate: float = 3.0,
+                 soft_gate: bool = True, scene_change_fraction: float = 0.5) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f'alpha must be in (0, 1], got {alpha}')
+        if not noise > 0:
+            raise ValueError(f'noise must be positive, got {noise}')
+        if not gate > 0:
+            raise ValueError(f'gate must be positive, got {gate}')
+        if not 0.0 < scene_change_fraction <= 1.0:
+            raise ValueError(f'scene_change_fraction must be in (0, 1], got '
+                             f'{scene_change_fraction}')
+        self.alpha = float(alpha)
+        self.noise = float(noise)
+        self.gate = float(gate)
+        self.soft_gate = bool(soft_gate)
+        self.scene_change_fraction = float(scene_change_fraction)
+        self.last_reset_fraction = 0.0  # share of valid pixels that followed the new frame
+        self.scene_changes = 0
+        self._state: Optional[np.ndarray] = None  # (H, W) float32 inverse depth, NaN = empty
+
+    def reset(self) -> None:
+        self._state = None
+
+    def update(self, depth: np.ndarray) -> np.ndarray:
+        """Filter one frame of depth (H, W) metres; returns float32 (H, W), NaN where invalid."""
+        depth = np.asarray(depth)
+        if depth.ndim != 2:
+            raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
+        depth = depth.astype(np.float32, copy=False)
+        with np.errstate(invalid='ignore', divide='ignore'):
+            valid = np.isfinite(depth) & (depth > 0)
+            inverse = np.where(valid, np.float32(1.0) / depth, np.float32(np.nan))
+        state = self._state
+        if state is None or state.shape != inverse.shape:
+            self._state = inverse
+            self.last_reset_fraction = 1.0
+            return self._invalid_as_input(depth, valid, depth)
+
+        with np.errstate(invalid='ignore'):
+            innovation = inverse - state  # NaN where either side is invalid
+            limit = np.float32(self.gate * self.noise) * state
+            ratio = np.abs(innovation) / limit  # NaN where no state or no new depth
+            follow = valid & ~(ratio <= 1.0)  # over the gate, or no state to filter
+        valid_count = int(valid.sum())
+        self.last_reset_fraction = float(follow.sum()) / valid_count if valid_count else 0.0
+        if self.last_reset_fraction > self.scene_change_fraction:
+            self.scene_changes += 1
+            self._state = inverse
+            return self._invalid_as_input(depth, valid, depth)
+
+        if self.soft_gate:
+            gain = np.float32(self.alpha) + np.float32(1.0 - self.alpha) * np.minimum(
+                ratio, np.float32(1.0)) ** 2
+        else:
+            gain = np.float32(self.alpha)
+        updated = state + gain * innovation  # NaN where invalid or no state
+        updated = np.where(follow, inverse, updated)  # invalid input -> NaN state
+        self._state = updated.astype(np.float32, copy=False)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            filtered = (np.float32(1.0) / self._state).astype(np.float32, copy=False)
+        return self._invalid_as_input(filtered, valid, depth)
+
+    @staticmethod
+    def _invalid_as_input(values: np.ndarray, valid: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """`values` where the input was valid; +-Inf copied from the input; NaN elsewhere."""
+        out = np.where(valid, values, np.float32(np.nan))
+        infinite = np.isinf(depth)
+        if infinite.any():
+            out[infinite] = depth[infinite]
+        return out
