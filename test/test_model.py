@@ -87,3 +87,16 @@ def test_checkpoint_round_trip(tiny_model, tiny_checkpoint, tmp_path) -> None:
         load_checkpoint(corrupt)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / 'missing.pt')
+
+
+def test_training_step_after_inference_mode(tiny_model) -> None:
+    """transformers caches BEiT's position index process-wide; one built under inference_mode must
+    not break a later backward pass (Lightning validates in inference mode between steps)."""
+    image = torch.rand(2, 3, *tiny_model.config.input_size)
+    with torch.inference_mode():
+        tiny_model.eval()(image)
+    model = tiny_model.train()
+    model(image).mean().backward()
+    assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
+    model.zero_grad(set_to_none=True)
+    model.eval()

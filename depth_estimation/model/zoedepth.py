@@ -41,6 +41,31 @@ def channel_softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
     return exponentials / exponentials.sum(dim=dim, keepdim=True)
 
 
+def _mode_aware_position_index(backbone: nn.Module) -> None:
+    """Give BEiT's relative-position index a cache per inference mode.
+
+    transformers caches that index process-wide (an lru_cache on a staticmethod). Built first
+    under `torch.inference_mode` (a backend, an export check, Lightning's validation), the cached
+    tensor then breaks any later training step in the process ("Inference tensors cannot be saved
+    for backward"). Each block gets its own cache keyed by the mode as well as the window.
+    """
+    from transformers.models.beit.modeling_beit import BeitRelativePositionBias
+
+    generate = getattr(BeitRelativePositionBias.generate_relative_position_index, '__wrapped__',
+                       BeitRelativePositionBias.generate_relative_position_index)
+    cache: dict[tuple[tuple[int, ...], bool], torch.Tensor] = {}
+
+    def cached(window_size: tuple[int, int]) -> torch.Tensor:
+        key = (tuple(int(size) for size in window_size), torch.is_inference_mode_enabled())
+        if key not in cache:
+            cache[key] = generate(window_size)
+        return cache[key]
+
+    for module in backbone.modules():
+        if isinstance(module, BeitRelativePositionBias):
+            module.generate_relative_position_index = cached
+
+
 class ZoeDepth(nn.Module):
     """Metric depth model: normalised image (B, 3, H, W) -> depth in metres (B, 1, H, W).
 
@@ -55,6 +80,7 @@ class ZoeDepth(nn.Module):
         self.config = config
         hf_model = ZoeDepthForDepthEstimation(config.to_transformers())
         self.backbone = hf_model.backbone
+        _mode_aware_position_index(self.backbone)
         self.neck = hf_model.neck
         self.relative_head = hf_model.relative_head
         self.metric_head = hf_model.metric_head
