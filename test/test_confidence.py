@@ -37,7 +37,7 @@ def test_peaked_mixture_is_confident_and_flat_is_not():
     _, flat = _bins([1.0, 2.0, 3.0, 4.0], [0.25, 0.25, 0.25, 0.25])
     depth = 2.0 * 0.97 + 3.0 * 0.03  # 2.03
     sigma = math.sqrt(0.97 * 0.03 ** 2 + 0.03 * 0.97 ** 2)  # sqrt(0.0291) = 0.170587
-    assert float(confidence_from_bins(centres, peaked)) == pytest.approx(
+    assert float(confidence_from_bins(centres, peaked, method='spread')) == pytest.approx(
         1 / (1 + sigma / depth), rel=1e-5)
     # within +-10 % of 2.03 only the bin at 2.0 lies: mass 0.97
     assert float(confidence_from_bins(centres, peaked, method='mass')) == pytest.approx(0.97)

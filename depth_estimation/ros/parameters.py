@@ -129,11 +129,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
           '(subscribes sparse_depth: 32FC1 m or 16UC1 mm, registered to the camera, full size '
           'or a coarse zone grid such as 8x8) or scan (subscribes scan: LaserScan, placed by '
           'scan_extrinsic).', choices=ANCHORING_MODES),
-    _spec('anchoring_method', 'ransac', 'Robust scale fit on the log ratios measured / '
+    _spec('anchoring_method', 'trimmed', 'Robust scale fit on the log ratios measured / '
           'predicted: ransac, trimmed or median.', runtime=True, choices=ANCHORING_METHODS),
     _spec('anchoring_min_samples', 8, 'Fewest samples (and inliers) a frame needs for a scale '
           'fit; fewer keep the previous scale.', runtime=True, range=(1, 1000000)),
-    _spec('anchoring_inlier_threshold', 0.1, 'A sample agrees with the scale when |log(measured '
+    _spec('anchoring_inlier_threshold', 0.2, 'A sample agrees with the scale when |log(measured '
           '/ (scale * predicted))| is at most this (0.1: about 10 %).', runtime=True,
           range=(0.001, 2.0)),
     _spec('anchoring_smoothing', 0.3, 'Weight of each new frame\'s scale in the moving average '

@@ -1,0 +1,117 @@
+"""Every measured figure of docs/beyond.md: confidence, anchoring, focal length, laser scan,
+temporal filter, on real frames of ../shared/data with the demo model.
+
+    .venv/bin/python benchmarks/beyond_train.py   # once: trains the demo model (tiny preset)
+    .venv/bin/python benchmarks/beyond.py         # all measurements; or one: --only confidence
+
+Each part is its own script (benchmarks/beyond_<part>.py) and can run alone; this one runs them
+in one process (the model's predictions are shared) and adds the laser-scan figures. Everything
+is written to outputs/beyond/ (JSON with every number, PNG plots); timings are of this machine
+and noisy when it is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import beyond_anchoring  # noqa: E402
+import beyond_confidence  # noqa: E402
+import beyond_focal  # noqa: E402
+import beyond_temporal  # noqa: E402
+from beyond_data import (OUTPUT_DIR, describe_model, pyplot, save_figure,  # noqa: E402
+                         sevenscenes_frames, shared_model, write_json)
+
+from depth_estimation.anchoring import fit_scale_to_sparse, zone_depths  # noqa: E402
+from depth_estimation.laserscan import depth_to_scan  # noqa: E402
+
+
+def median_ms(function, repeats: int = 100) -> float:  # noqa: ANN001 - a callable
+    timings = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        function()
+        timings.append(time.perf_counter() - begin)
+    return float(np.median(timings) * 1000.0)
+
+
+def laserscan() -> dict:
+    """Scan from the predicted depth against the scan from the ground truth (same geometry)."""
+    model = shared_model()
+    frames = sevenscenes_frames('held_out')
+    differences, coverage = [], []
+    for frame in frames:
+        pred = model.predict_frame(frame)[0]
+        truth = np.where(frame.depth > 0, frame.depth, np.nan).astype(np.float32)
+        scan_pred, geometry = depth_to_scan(pred, frame.intrinsics, scan_height=10)
+        scan_true, _ = depth_to_scan(truth, frame.intrinsics, scan_height=10)
+        both = np.isfinite(scan_pred) & np.isfinite(scan_true)
+        differences.append(np.median(np.abs(scan_pred[both] - scan_true[both]) / scan_true[both]))
+        coverage.append(float(np.isfinite(scan_pred).mean()))
+    frame = frames[len(frames) // 2]
+    pred = model.predict_frame(frame)[0]
+    truth = np.where(frame.depth > 0, frame.depth, np.nan).astype(np.float32)
+    latency = {f'scan_height {h}': median_ms(lambda h=h: depth_to_scan(pred, frame.intrinsics,
+                                                                       scan_height=h))
+               for h in (1, 10, 50)}
+    sparse = np.full(pred.shape, np.nan, np.float32)
+    rng = np.random.default_rng(0)
+    sparse.flat[rng.choice(sparse.size, 64, replace=False)] = 2.0
+    latency['anchoring: 8x8 zones of 640x480'] = median_ms(lambda: zone_depths(pred, (8, 8)))
+    latency['anchoring: RANSAC fit, 64 points in 640x480'] = median_ms(
+        lambda: fit_scale_to_sparse(pred, sparse))
+
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5, 5))
+    for depth, label in ((truth, 'from ground-truth depth'), (pred, 'from predicted depth')):
+        ranges, geometry = depth_to_scan(depth, frame.intrinsics, scan_height=10)
+        angles = geometry.angles()
+        axis.plot(-ranges * np.sin(angles), ranges * np.cos(angles), '.', ms=2, label=label)
+    axis.plot(0, 0, 'k^')
+    axis.set_aspect('equal')
+    axis.set_xlabel('right (m)')
+    axis.set_ylabel('forward (m)')
+    axis.set_title(f'{frame.name}: LaserScan, 10 rows around cy')
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    result = {'frames': len(frames), 'median_rel_range_difference': float(np.mean(differences)),
+              'finite_fraction': float(np.mean(coverage)), 'latency_ms': latency,
+              'plot': str(save_figure(figure, 'laserscan.png'))}
+    print(f"laser scan (scan_height 10) from predicted vs ground-truth depth, {len(frames)} "
+          f"7-Scenes held-out frames: median relative range difference "
+          f"{result['median_rel_range_difference']:.3f}, finite ranges "
+          f"{100 * result['finite_fraction']:.0f} %")
+    for name, value in latency.items():
+        print(f'   latency {name}: {value:.2f} ms')
+    write_json('laserscan.json', result)
+    return result
+
+
+PARTS = {'confidence': beyond_confidence.main, 'anchoring': beyond_anchoring.main,
+         'focal': beyond_focal.main, 'laserscan': laserscan, 'temporal': beyond_temporal.main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--only', choices=sorted(PARTS), action='append',
+                        help='run only these parts (repeatable)')
+    args = parser.parse_args(argv)
+    print(f'model: {describe_model()}')
+    results = {}
+    for name in args.only or list(PARTS):
+        print(f'\n=== {name} ===', flush=True)
+        begin = time.perf_counter()
+        results[name] = PARTS[name]()
+        print(f'({name}: {time.perf_counter() - begin:.0f} s)', flush=True)
+    print(f'\nwritten to {OUTPUT_DIR}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""Real RGB-D frames from ../shared/data and model helpers for the benchmarks/beyond*.py scripts.
+
+The shared dataset package (depth_estimation/datasets) is being written concurrently; these
+loaders read the few folders the beyond-the-peers measurements need, directly, following
+../shared/data/MANIFEST.md (depth scales, intrinsics). Benchmarks only: nothing imports this.
+
+7-Scenes split (redkitchen, every 2nd frame 0..598 in ../shared): frames 0..418 train the demo
+model, 420..438 are left out as a gap (neighbouring frames look alike), 440..598 are held out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from depth_estimation.geometry import Intrinsics  # noqa: E402
+
+SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+OUTPUT_DIR = REPO_ROOT / 'outputs' / 'beyond'
+# the demo model; BEYOND_MODEL=<checkpoint> measures another one
+MODEL_PATH = Path(os.environ.get('BEYOND_MODEL', OUTPUT_DIR / 'tiny_7scenes.pt')).resolve()
+SEVENSCENES_FOCAL = 585.0  # fx = fy at 640 x 480 (camera-intrinsics.txt)
+# BEYOND_QUICK=1: every 8th held-out frame only, to check the scripts run (figures not valid)
+QUICK = os.environ.get('BEYOND_QUICK', '') not in ('', '0')
+TRAIN_LAST_FRAME = 418
+HELD_OUT_FIRST_FRAME = 440
+
+
+@dataclass
+class Frame:
+    """One RGB-D frame: RGB uint8 (H, W, 3), depth float32 metres (0 = no measurement)."""
+
+    name: str
+    rgb: np.ndarray
+    depth: np.ndarray
+    intrinsics: Intrinsics
+    max_depth: float = 10.0
+    eval_crop: Optional[str] = None  # 'eigen' (NYU) | 'garg' (KITTI) | None
+    pose: Optional[np.ndarray] = None  # 4 x 4 camera-to-world (7-Scenes)
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        raise SystemExit(f'{path} is absent: these benchmarks need ../shared/data beside the repo')
+    return path
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f'cannot read image {path}')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_depth(path: Path, units_per_metre: float) -> np.ndarray:
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint16 or raw.ndim != 2:
+        raise ValueError(f'{path} is not a 16-bit single-channel depth PNG')
+    return raw.astype(np.float32) / np.float32(units_per_metre)
+
+
+def sevenscenes_frames(which: str = 'all') -> list[Frame]:
+    """7-Scenes redkitchen frames: which = 'train' | 'held_out' | 'all'."""
+    root = require(SHARED_DATA / 'sevenscenes_redkitchen' / 'frames')
+    intrinsics = Intrinsics(SEVENSCENES_FOCAL, SEVENSCENES_FOCAL, 320.0, 240.0, 640, 480)
+    frames = []
+    for color in sorted(root.glob('frame-*.color.jpg')):
+        number = int(color.name.split('.')[0].split('-')[1])
+        if which == 'train' and number > TRAIN_LAST_FRAME:
+            continue
+        if which == 'held_out' and (number < HELD_OUT_FIRST_FRAME
+                                    or QUICK and (number - HELD_OUT_FIRST_FRAME) % 16):
+            continue
+        stem = color.name[:-len('.color.jpg')]
+        depth = read_depth(root / f'{stem}.depth.png', 1000.0)
+        pose = np.loadtxt(root / f'{stem}.pose.txt').reshape(4, 4)
+        frames.append(Frame(f'7scenes/{number:06d}', read_rgb(color), depth, intrinsics,
+                            max_depth=10.0, pose=pose))
+    return frames
+
+
+def _metric3d(folder: str, max_depth: float, eval_crop: str) -> list[Frame]:
+    root = require(SHARED_DATA / 'metric3d_demo' / folder)
+    annotations = json.loads((root / 'test_annotations.json').read_text())['files']
+    frames = []
+    for entry in sorted(annotations, key=lambda e: e['rgb']):
+        rgb = read_rgb(root / Path(entry['rgb']).relative_to(f'data/{folder}'))
+        depth = read_depth(root / Path(entry['depth']).relative_to(f'data/{folder}'),
+                           entry['depth_scale'])
+        fx, fy, cx, cy = entry['cam_in']
+        intrinsics = Intrinsics(fx, fy, cx, cy, rgb.shape[1], rgb.shape[0])
+        name = f"{folder.split('_')[0]}/{Path(entry['rgb']).stem}"
+        frames.append(Frame(name, rgb, depth, intrinsics, max_depth, eval_crop))
+    return frames
+
+
+def nyu_frames() -> list[Frame]:
+    """The 3 NYU Depth v2 test frames (Eigen crop, 10 m cap as in the ZoeDepth protocol)."""
+    return _metric3d('nyu_demo', 10.0, 'eigen')
+
+
+def kitti_frames() -> list[Frame]:
+    """The 3 KITTI depth-benchmark frames (Garg crop, 80 m cap)."""
+    return _metric3d('kitti_demo', 80.0, 'garg')
+
+
+def tum_frame() -> Frame:
+    """The TUM RGB-D frame of Open3D's test data (depth / 5000; sequence unknown, see MANIFEST).
+
+    The intrinsics of the sequence are unknown: the ROS default 525 / 525 / 319.5 / 239.5 that
+    the TUM documentation gives as the fallback is used (the fr1/fr2/fr3 values span 517-535).
+    """
+    root = require(SHARED_DATA / 'open3d_rgbd' / 'other_formats')
+    depth = read_depth(root / 'TUM_depth.png', 5000.0)
+    depth[depth > 4.0] = 0.0  # Open3D's depth_trunc for this format
+    return Frame('tum/desk', read_rgb(root / 'TUM_color.png'), depth,
+                 Intrinsics(525.0, 525.0, 319.5, 239.5, 640, 480), max_depth=10.0)
+
+
+def realsense_frame() -> Frame:
+    """The RealSense D435 recording: colour frame with its depth registered into it.
+
+    The bag holds depth in the depth (left IR) camera (fx 390.4) and colour in the RGB camera
+    (fx 613.2) with the depth-to-colour extrinsic (t = 14.3 mm, about 0.7 degrees); each depth
+    pixel is back-projected, moved into the colour camera and projected there, the nearest kept
+    (colour pixels between depth samples stay without ground truth).
+    """
+    from rosbags.highlevel import AnyReader
+
+    from depth_estimation.anchoring import project_points
+    from depth_estimation.geometry import depth_to_points
+
+    path = require(SHARED_DATA / 'realsense_librealsense_bag' / 'single_depth_color_640x480.bag')
+    found: dict = {}
+    with AnyReader([path]) as reader:
+        for connection, _, raw in reader.messages():
+            topic = connection.topic
+            if topic.endswith(('image/data', 'camera_info', 'Color_0/tf/0')) and \
+                    topic not in found:
+                found[topic] = reader.deserialize(raw, connection.msgtype)
+    depth_msg = found['/device_0/sensor_0/Depth_0/image/data']
+    color_msg = found['/device_0/sensor_1/Color_0/image/data']
+    depth_info = found['/device_0/sensor_0/Depth_0/info/camera_info']
+    color_info = found['/device_0/sensor_1/Color_0/info/camera_info']
+    extrinsic = found['/device_0/sensor_1/Color_0/tf/0']
+    raw_depth = np.frombuffer(depth_msg.data, dtype='<u2').reshape(depth_msg.height,
+                                                                   depth_msg.width)
+    depth_m = raw_depth.astype(np.float32) * np.float32(0.001)  # Depth Units option: 0.001 m
+    depth_k = Intrinsics.from_k(depth_info.K, depth_info.width, depth_info.height)
+    color_k = Intrinsics.from_k(color_info.K, color_info.width, color_info.height)
+    points = depth_to_points(np.where(raw_depth > 0, depth_m, np.nan), depth_k).reshape(-1, 3)
+    q = extrinsic.rotation
+    x, y, z, w = q.x, q.y, q.z, q.w
+    rotation = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    t = extrinsic.translation
+    moved = points @ rotation.T + np.array([t.x, t.y, t.z])
+    registered = np.nan_to_num(project_points(moved, color_k), nan=0.0)
+    rgb = np.frombuffer(color_msg.data, dtype=np.uint8).reshape(color_msg.height,
+                                                                color_msg.width, 3)
+    return Frame('realsense/d435', rgb.copy(), registered, color_k, max_depth=10.0)
+
+
+def evaluation_mask(frame: Frame, min_depth: float = 1e-3) -> np.ndarray:
+    """Valid ground truth in the evaluation crop, under the depth cap (ZoeDepth protocol)."""
+    depth = frame.depth
+    mask = (depth > min_depth) & (depth <= frame.max_depth) & np.isfinite(depth)
+    height, width = depth.shape
+    crop = np.zeros_like(mask)
+    if frame.eval_crop == 'eigen':  # NYU 480 x 640: rows 45..470, columns 41..600
+        crop[45:471, 41:601] = True
+    elif frame.eval_crop == 'garg':
+        crop[int(0.40810811 * height):int(0.99189189 * height),
+             int(0.03594771 * width):int(0.96405229 * width)] = True
+    else:
+        crop[:] = True
+    return mask & crop
+
+
+def rel(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """Mean absolute relative error over the mask."""
+    valid = mask & np.isfinite(pred) & (pred > 0)
+    return float(np.mean(np.abs(pred[valid] - gt[valid]) / gt[valid]))
+
+
+def delta1(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    valid = mask & np.isfinite(pred) & (pred > 0)
+    ratio = np.maximum(pred[valid] / gt[valid], gt[valid] / pred[valid])
+    return float(np.mean(ratio < 1.25))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind='mergesort')
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = np.arange(values.size, dtype=np.float64)
+    # average the ranks of tied values
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], values.size]
+    for start, end in zip(starts, ends):
+        if end - start > 1:
+            ranks[order[start:end]] = 0.5 * (start + end - 1)
+    return ranks
+
+
+class TorchModel:
+    """A ZoeDepth checkpoint run through the shared letterbox pre/post-processing (PyTorch, CPU).
+
+    `predict(rgb)` returns depth and the confidence of every method at the image's size, computed
+    from one forward pass (the network-resolution outputs are kept in `last_outputs`).
+    """
+
+    def __init__(self, path: Path = MODEL_PATH, num_threads: int = 1) -> None:
+        import torch
+
+        from depth_estimation.model.checkpoint import load_checkpoint
+        from depth_estimation.processing import Preprocessor
+
+        if not Path(path).is_file():
+            raise SystemExit(f'{path} is missing: train it first with '
+                             '`.venv/bin/python benchmarks/beyond_train.py`')
+        torch.set_num_threads(num_threads)
+        self.torch = torch
+        self.model = load_checkpoint(path)
+        config = self.model.config
+        self.config = config
+        self.preprocessor = Preprocessor(config.input_size, config.mean, config.std)
+        self.last_outputs = None
+        self._cache: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+
+    def predict_frame(self, frame: Frame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """`predict` with every confidence method on a dataset frame, cached by name (the
+        scripts of beyond.py use the same frames)."""
+        from depth_estimation.model.confidence import METHODS
+
+        if frame.name not in self._cache:
+            self._cache[frame.name] = self.predict(frame.rgb, METHODS)
+        return self._cache[frame.name]
+
+    def predict(self, rgb: np.ndarray, methods: tuple[str, ...] = ()
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        from depth_estimation.model.confidence import confidence_from_bins
+
+        tensor, box = self.preprocessor.prepare(rgb)
+        with self.torch.no_grad():
+            outputs = self.model.forward_outputs(self.torch.from_numpy(tensor))
+            confidences = {m: confidence_from_bins(outputs.bin_centers, outputs.probs,
+                                                   outputs.depth, m).numpy() for m in methods}
+        self.last_outputs = outputs
+        depth = self.preprocessor.restore(outputs.depth.numpy(), box)
+        return depth, {m: self.preprocessor.restore(c, box) for m, c in confidences.items()}
+
+
+_MODEL: Optional[TorchModel] = None
+
+
+def shared_model() -> TorchModel:
+    """One loaded demo model per process (the scripts of beyond.py share it)."""
+    global _MODEL
+    if _MODEL is None:
+        _MODEL = TorchModel()
+    return _MODEL
+
+
+def describe_model(path: Path = MODEL_PATH) -> dict:
+    """What the measured model is: preset, training data and steps (from its checkpoint)."""
+    from depth_estimation.model.checkpoint import read_checkpoint
+
+    data = read_checkpoint(path)
+    return {'path': str(path), 'preset': data['config']['name'],
+            **data.get('extra', {})}
+
+
+def pyplot():  # noqa: ANN201 - the matplotlib.pyplot module, headless
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure, name: str) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT_DIR / name
+    figure.savefig(path, dpi=110, bbox_inches='tight')
+    pyplot().close(figure)
+    return path
+
+
+def write_json(name: str, data: dict) -> Path:
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT_DIR / name
+    path.write_text(json.dumps(data, indent=1, default=float))
+    return path
