@@ -128,14 +128,7 @@ def depth_to_image(depth: np.ndarray, header: Header, keep_infinity: bool = Fals
         if keep_infinity:
             invalid &= ~np.isinf(values)
         values[invalid] = np.nan
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = int(depth.shape[0]), int(depth.shape[1])
-    msg.encoding = DEPTH_ENCODING
-    msg.is_bigendian = False
-    msg.step = int(msg.width * 4)
-    msg.data = _as_uint8_array(values.tobytes())
-    return msg
+    return _single_channel_image(values, header, DEPTH_ENCODING)
 
 
 def millimetres_to_image(millimetres: np.ndarray, header: Header) -> Image:
@@ -143,28 +136,28 @@ def millimetres_to_image(millimetres: np.ndarray, header: Header) -> Image:
     millimetres = np.asarray(millimetres)
     if millimetres.ndim != 2 or millimetres.dtype != np.uint16:
         raise ValueError(f'expected uint16 (H, W), got {millimetres.dtype} {millimetres.shape}')
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = int(millimetres.shape[0]), int(millimetres.shape[1])
-    msg.encoding = RAW_DEPTH_ENCODING
-    msg.is_bigendian = False
-    msg.step = int(msg.width * 2)
-    msg.data = _as_uint8_array(millimetres.astype('<u2').tobytes())
-    return msg
+    return _single_channel_image(millimetres.astype('<u2'), header, RAW_DEPTH_ENCODING)
 
 
 def image_to_millimetres(msg: Image) -> np.ndarray:
     """A 16UC1 Image -> uint16 (H, W) millimetres (a copy)."""
     if msg.encoding != RAW_DEPTH_ENCODING:
         raise ValueError(f'expected a {RAW_DEPTH_ENCODING} image, got {msg.encoding!r}')
+    return _single_channel_values(msg, 'u2', '16UC1')  # (H, W) mm
+
+
+def _single_channel_values(msg: Image, kind: str, name: str) -> np.ndarray:
+    """The pixels of a one-channel Image as a native (H, W) array of `kind` ('f4', 'u2'), a copy;
+    row padding (step) and byte order handled, a size mismatch refused."""
+    itemsize = np.dtype(kind).itemsize
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     data = np.frombuffer(msg.data, dtype=np.uint8)  # (step * H,)
-    if step < width * 2 or data.size != step * height:
-        raise ValueError(f'16UC1 image data has {data.size} bytes for step {step} and {width}x'
+    if step < width * itemsize or data.size != step * height:
+        raise ValueError(f'{name} image data has {data.size} bytes for step {step} and {width}x'
                          f'{height}')
-    rows = data.reshape(height, step)[:, :width * 2]  # (H, W * 2)
-    dtype = np.dtype('>u2' if msg.is_bigendian else '<u2')
-    return np.ascontiguousarray(rows).view(dtype).astype(np.uint16)  # (H, W) mm
+    rows = data.reshape(height, step)[:, :width * itemsize]  # (H, W * itemsize)
+    dtype = np.dtype(('>' if msg.is_bigendian else '<') + kind)
+    return np.ascontiguousarray(rows).view(dtype).astype(kind)  # (H, W)
 
 
 def float_to_image(values: np.ndarray, header: Header) -> Image:
@@ -172,13 +165,18 @@ def float_to_image(values: np.ndarray, header: Header) -> Image:
     values = np.asarray(values)
     if values.ndim != 2:
         raise ValueError(f'expected a map of shape (H, W), got {values.shape}')
+    return _single_channel_image(values.astype('<f4'), header, DEPTH_ENCODING)
+
+
+def _single_channel_image(values: np.ndarray, header: Header, encoding: str) -> Image:
+    """A little-endian (H, W) array -> an Image of that encoding, rows packed (step = W * item)."""
     msg = Image()
     msg.header = header
     msg.height, msg.width = int(values.shape[0]), int(values.shape[1])
-    msg.encoding = DEPTH_ENCODING
+    msg.encoding = encoding
     msg.is_bigendian = False
-    msg.step = int(msg.width * 4)
-    msg.data = _as_uint8_array(values.astype('<f4').tobytes())
+    msg.step = int(msg.width * values.itemsize)
+    msg.data = _as_uint8_array(values.tobytes())
     return msg
 
 
@@ -188,9 +186,8 @@ def sparse_depth_from_image(msg: Image) -> np.ndarray:
     if msg.encoding == DEPTH_ENCODING:
         depth = image_to_depth(msg)
     elif msg.encoding in (RAW_DEPTH_ENCODING, 'mono16'):
-        depth = image_to_millimetres(
-            SimpleNamespace(**{**_image_fields(msg), 'encoding': RAW_DEPTH_ENCODING})
-        ).astype(np.float32) / np.float32(1000.0)
+        millimetres = _single_channel_values(msg, 'u2', msg.encoding)  # (h, w)
+        depth = millimetres.astype(np.float32) / np.float32(1000.0)
     else:
         raise ImageError('sparse_depth_encoding', f'sparse depth encoding {msg.encoding!r} is '
                          f'not supported; expected {DEPTH_ENCODING} (metres) or '
@@ -198,11 +195,6 @@ def sparse_depth_from_image(msg: Image) -> np.ndarray:
     with np.errstate(invalid='ignore'):
         depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
     return depth
-
-
-def _image_fields(msg: Image) -> dict[str, Any]:
-    return {'height': msg.height, 'width': msg.width, 'step': msg.step, 'data': msg.data,
-            'is_bigendian': msg.is_bigendian, 'encoding': msg.encoding}
 
 
 def ranges_to_scan(ranges: np.ndarray, angle_min: float, angle_max: float,
@@ -229,14 +221,7 @@ def image_to_depth(msg: Image) -> np.ndarray:
     """A 32FC1 Image -> float32 (H, W) metres (a copy)."""
     if msg.encoding != DEPTH_ENCODING:
         raise ValueError(f'expected a {DEPTH_ENCODING} depth image, got {msg.encoding!r}')
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(msg.data, dtype=np.uint8)  # (step * H,)
-    if step < width * 4 or data.size != step * height:
-        raise ValueError(f'depth image data has {data.size} bytes for step {step} and {width}x'
-                         f'{height}')
-    rows = data.reshape(height, step)[:, :width * 4]  # (H, W * 4)
-    dtype = np.dtype('>f4' if msg.is_bigendian else '<f4')
-    return np.ascontiguousarray(rows).view(dtype).astype(np.float32)  # (H, W) metres
+    return _single_channel_values(msg, 'f4', 'depth')  # (H, W) metres
 
 
 def camera_info_intrinsics(info: CameraInfo) -> Intrinsics:
