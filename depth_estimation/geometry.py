@@ -63,6 +63,8 @@ class Intrinsics:
 
     def scaled(self, width: int, height: int) -> Intrinsics:
         """The same camera seen at another image size (pixel-centre convention of the module)."""
+        if (int(width), int(height)) == (self.width, self.height):
+            return self  # exactly, not through a round trip of the principal point
         scale_x = width / self.width
         scale_y = height / self.height
         return Intrinsics(fx=self.fx * scale_x, fy=self.fy * scale_y,

@@ -146,14 +146,20 @@ def check_eval_crop(value: Optional[str], where: str) -> Optional[str]:
     return value
 
 
-def read_rgb_file(path: PathLike) -> np.ndarray:
-    """Colour image file (PNG/JPEG/PPM) -> (H, W, 3) uint8 RGB; DatasetError naming the file."""
+def _imread(path: PathLike, flags: int, what: str) -> np.ndarray:
+    """cv2.imread with a DatasetError naming the file when it is missing or cannot be decoded."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f'{path}: colour image is missing')
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DatasetError(f'{path}: cannot decode the colour image (corrupt or not an image)')
+        raise DatasetError(f'{path}: {what} is missing')
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise DatasetError(f'{path}: cannot decode the {what} (corrupt or not an image)')
+    return image
+
+
+def read_rgb_file(path: PathLike) -> np.ndarray:
+    """Colour image file (PNG/JPEG/PPM) -> (H, W, 3) uint8 RGB; DatasetError naming the file."""
+    bgr = _imread(path, cv2.IMREAD_COLOR, 'colour image')
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -179,12 +185,7 @@ def read_depth_png_scaled(path: PathLike, units_per_metre: float) -> np.ndarray:
 
 def read_depth_raw(path: PathLike) -> np.ndarray:
     """The raw (H, W) uint16 values of a 16-bit single-channel depth PNG."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f'{path}: depth image is missing')
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise DatasetError(f'{path}: cannot decode the depth image (corrupt or not an image)')
+    raw = _imread(path, cv2.IMREAD_UNCHANGED, 'depth image')
     if raw.ndim != 2 or raw.dtype != np.uint16:
         raise DatasetError(f'{path}: depth must be a single-channel 16-bit image, got '
                            f'{raw.dtype} with shape {raw.shape}')
@@ -193,12 +194,7 @@ def read_depth_raw(path: PathLike) -> np.ndarray:
 
 def read_label_png(path: PathLike) -> np.ndarray:
     """8/16-bit single-channel label PNG -> (H, W) int64."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f'{path}: segmentation image is missing')
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise DatasetError(f'{path}: cannot decode the segmentation image')
+    raw = _imread(path, cv2.IMREAD_UNCHANGED, 'segmentation image')
     if raw.ndim != 2 or raw.dtype not in (np.uint8, np.uint16):
         raise DatasetError(f'{path}: segmentation must be a single-channel 8/16-bit image, got '
                            f'{raw.dtype} with shape {raw.shape}')

@@ -140,10 +140,8 @@ class FolderDataset(RGBDDataset):
                 raise DatasetError(f'{seg_path}: segmentation is {segmentation.shape[1]}x'
                                    f'{segmentation.shape[0]}, depth is {depth.shape[1]}x'
                                    f'{depth.shape[0]}')
-        intrinsics = self.intrinsics
         height, width = depth.shape
-        if intrinsics is not None and (intrinsics.width, intrinsics.height) != (width, height):
-            intrinsics = intrinsics.scaled(width, height)
+        intrinsics = self.intrinsics and self.intrinsics.scaled(width, height)
         return RGBDSample(image=image, depth=depth, intrinsics=intrinsics, name=sample_id,
                           segmentation=segmentation)
 

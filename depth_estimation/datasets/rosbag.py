@@ -283,10 +283,7 @@ class RosbagDataset(RGBDDataset):
                                f'{depth.shape[0]} but colour on {self.color_topic} is '
                                f'{image.shape[1]}x{image.shape[0]}; record depth aligned to the '
                                'colour camera (e.g. aligned_depth_to_color)')
-        intrinsics = self.intrinsics
-        if intrinsics is not None and (intrinsics.width, intrinsics.height) != \
-                (image.shape[1], image.shape[0]):
-            intrinsics = intrinsics.scaled(image.shape[1], image.shape[0])
+        intrinsics = self.intrinsics and self.intrinsics.scaled(image.shape[1], image.shape[0])
         return RGBDSample(image=image, depth=depth, intrinsics=intrinsics,
                           name=self.sample_name(index))
 

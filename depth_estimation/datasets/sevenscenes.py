@@ -98,9 +98,7 @@ class SevenScenesDataset(RGBDDataset):
         depth = raw.astype(np.float32) / np.float32(1000.0)  # (H, W) metres
         depth[raw == INVALID_DEPTH] = 0.0
         height, width = depth.shape
-        intrinsics = self.intrinsics
-        if (intrinsics.width, intrinsics.height) != (width, height):
-            intrinsics = intrinsics.scaled(width, height)
+        intrinsics = self.intrinsics.scaled(width, height)
         return RGBDSample(image=image, depth=depth, intrinsics=intrinsics,
                           name=self.sample_name(index))
 

@@ -113,9 +113,7 @@ class TUMDataset(RGBDDataset):
         check_same_size(image, raw, image_path, depth_path)
         depth = scale_depth(raw, 1.0 / self.depth_factor)
         height, width = depth.shape
-        intrinsics = self.intrinsics
-        if (intrinsics.width, intrinsics.height) != (width, height):
-            intrinsics = intrinsics.scaled(width, height)
+        intrinsics = self.intrinsics.scaled(width, height)
         return RGBDSample(image=image, depth=depth, intrinsics=intrinsics,
                           name=self.sample_name(index))
 
