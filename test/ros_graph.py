@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 import os
+import signal
+import subprocess
 from pathlib import Path
 import time
 from typing import Callable, Iterator, Optional
@@ -61,6 +63,18 @@ def spin_until(executor: SingleThreadedExecutor, predicate: Callable[[], bool],
             return False
         executor.spin_once(timeout_sec=0.02)
     return True
+
+
+def interrupt(process: subprocess.Popen, timeout: float = 15.0) -> str:
+    """Stop a console-script process with SIGINT (killed after `timeout`); its captured output."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output
 
 
 def header(stamp_ns: int, frame_id: str) -> Header:

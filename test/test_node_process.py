@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-import signal
 import subprocess
 import sys
 import time
@@ -11,8 +10,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from ros_graph import (Collector, FASTDDS_PROFILE, ros_context, ros_environment, sample_frames,
-                       spin_until, stamped)
+from ros_graph import (Collector, FASTDDS_PROFILE, interrupt, ros_context, ros_environment,
+                       sample_frames, spin_until, stamped)
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: I100
 from rclpy.node import Node
@@ -97,13 +96,7 @@ def test_console_script_node_answers_frames(tiny_onnx, full_size: bool) -> None:
             driver.destroy_node()
         assert process.poll() is None, 'the node exited while serving'
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            output, _ = process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
+        output = interrupt(process)
     assert process.returncode == 0, output
     assert 'frames processed' in output
 

@@ -4,7 +4,6 @@ D435 recording played through the node by the `depth_estimation_player` console 
 from __future__ import annotations
 
 from pathlib import Path
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import require_shared, SHARED_DATA
 import ros_graph  # noqa: F401,I100  (sets the loopback DDS environment before rclpy starts)
-from ros_graph import Collector, ros_context, ros_environment, spin_until
+from ros_graph import Collector, interrupt, ros_context, ros_environment, spin_until
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: I100
 from rclpy.node import Node
@@ -167,12 +166,7 @@ def test_realsense_recording_plays_through_the_node(tiny_onnx, tmp_path: Path) -
 
             assert spin_until(executor, complete, timeout=60.0), 'no answer to the recording'
         finally:
-            player.send_signal(signal.SIGINT)
-            try:
-                log, _ = player.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                player.kill()
-                log, _ = player.communicate()
+            log = interrupt(player)
             executor.shutdown()
             node.destroy_node()
             driver.destroy_node()
