@@ -200,6 +200,7 @@ def drive(args: argparse.Namespace, node_process: subprocess.Popen) -> Optional[
         executor.shutdown()
         driver.destroy_node()
         rclpy.try_shutdown(context=context)
+        context.destroy()
 
 
 def report(result: dict[str, Any], output: Path) -> None:

@@ -44,7 +44,12 @@ def ros_environment() -> dict[str, str]:
 
 @contextmanager
 def ros_context() -> Iterator[Context]:
-    """An initialised rclpy context of its own, shut down on exit."""
+    """An initialised rclpy context of its own, shut down and destroyed on exit.
+
+    Destroying matters: a context that is only shut down keeps its DDS participant until the
+    garbage collector frees it, and a test process holding several of them pushes later
+    participants to high participant ids.
+    """
     assert os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') == str(FASTDDS_PROFILE)
     context = Context()
     rclpy.init(context=context)
@@ -52,6 +57,7 @@ def ros_context() -> Iterator[Context]:
         yield context
     finally:
         rclpy.try_shutdown(context=context)
+        context.destroy()
 
 
 def spin_until(executor: SingleThreadedExecutor, predicate: Callable[[], bool],

@@ -934,6 +934,7 @@ def _stream(args: argparse.Namespace, source: Source, statistics: DemoStatistics
         recording = graph.close()
         executor.shutdown()
         rclpy.try_shutdown(context=context)
+        context.destroy()  # frees the DDS participant now, not at garbage collection
     return code, graph, recording
 
 
