@@ -183,3 +183,23 @@ def test_realsense_recording_plays_through_the_node(tiny_onnx, tmp_path: Path) -
     assert info.p[2] == pytest.approx(REALSENSE_CX, rel=1e-6)
     assert (cloud.width, cloud.height) == (640, 480)
     assert time.time() - stamp.sec < 120, 'restamped with the current time'
+
+
+def test_ctrl_c_while_waiting_for_a_subscriber_exits_cleanly(tmp_path: Path) -> None:
+    if not PLAYER_SCRIPT.exists():
+        pytest.skip(f'{PLAYER_SCRIPT} is absent: install the package (pip install -e .)')
+    cv2.imwrite(str(tmp_path / 'frame.png'), np.full((48, 64, 3), 128, np.uint8))
+    player = subprocess.Popen(
+        [str(PLAYER_SCRIPT), str(tmp_path), '--wait-for-subscriber', '120', '--ros-args', '-r',
+         'image:=nobody_listens'],
+        env=ros_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in player.stdout:  # the player logs before it starts waiting
+            lines.append(line)
+            if 'waiting up to 120 s for a subscriber on /nobody_listens' in line:
+                break
+    finally:
+        log = ''.join(lines) + interrupt(player)
+    assert player.returncode == 0, log
+    assert 'published 0 frames' in log and 'Traceback' not in log

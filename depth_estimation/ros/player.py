@@ -401,9 +401,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
            else qos_profile_sensor_data)
     image_publisher = node.create_publisher(Image, 'image', qos)
     info_publisher = node.create_publisher(CameraInfo, 'camera_info', qos)
-    deadline = time.monotonic() + args.wait_for_subscriber
-    while image_publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
 
     def publish(frame: SourceFrame) -> None:
         image = frame.image
@@ -414,12 +411,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             info_publisher.publish(frame.camera_info)
         image_publisher.publish(image)
 
-    node.get_logger().info(f'playing {describe} on {image_publisher.topic_name}'
-                           f'{" (loop)" if args.loop else ""}')
     started = time.monotonic()
     published = 0
     code = 0
-    try:
+    try:  # Ctrl-C while waiting for a subscriber or playing ends the same clean way
+        if args.wait_for_subscriber > 0:
+            node.get_logger().info(f'waiting up to {args.wait_for_subscriber:g} s for a '
+                                   f'subscriber on {image_publisher.topic_name}')
+        deadline = time.monotonic() + args.wait_for_subscriber
+        while image_publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        node.get_logger().info(f'playing {describe} on {image_publisher.topic_name}'
+                               f'{" (loop)" if args.loop else ""}')
+        started = time.monotonic()
         published = play(source, publish, rate=args.rate, fps=args.fps, loop=args.loop,
                          max_frames=args.max_frames, keep_running=rclpy.ok)
     except KeyboardInterrupt:
