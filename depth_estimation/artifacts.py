@@ -7,6 +7,7 @@ them. Torch-free: ONNX Runtime and TensorRT deployments need only numpy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -14,6 +15,16 @@ from typing import Any, Mapping, Union
 
 METADATA_FORMAT = 'depth_estimation.artifact/1'
 PathLike = Union[str, Path]
+HASH_CHUNK = 1 << 20
+
+
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks (engines can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for chunk in iter(lambda: stream.read(HASH_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from depth_estimation.export.onnx_export import (DEFAULT_TOLERANCE, FP16_TOLERANCE,
                                                      export_fp16_variant, export_onnx,
                                                      output_names_of)
-    from depth_estimation.model.checkpoint import file_sha256, load_checkpoint
+    from depth_estimation.artifacts import file_sha256
+    from depth_estimation.model.checkpoint import load_checkpoint
     from depth_estimation.samples import Sample, load_samples, read_rgb
 
     if args.checkpoint is not None:

@@ -354,7 +354,7 @@ def export_fp16_variant(model: torch.nn.Module, fp32_onnx: PathLike,
 
     from depth_estimation.artifacts import ArtifactMetadata, read_metadata
     from depth_estimation.export.fp16 import DEFAULT_FP16_SCOPES, convert_to_mixed_fp16
-    from depth_estimation.model.checkpoint import file_sha256
+    from depth_estimation.artifacts import file_sha256
 
     fp32_onnx = Path(fp32_onnx)
     output = Path(output) if output is not None else fp16_path(fp32_onnx)

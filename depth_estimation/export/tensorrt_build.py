@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from depth_estimation.artifacts import ArtifactMetadata, metadata_path, read_metadata
+from depth_estimation.artifacts import (ArtifactMetadata, file_sha256, metadata_path,
+                                        read_metadata)
 from depth_estimation.export.fp16 import DEFAULT_FP16_SCOPES, FP32_OP_TYPES
-from depth_estimation.inference.tensorrt_common import (cuda_call, dims_tuple, file_sha256,
-                                                        gpu_identity, import_cudart,
-                                                        import_tensorrt)
+from depth_estimation.inference.tensorrt_common import (cuda_call, dims_tuple, gpu_identity,
+                                                        import_cudart, import_tensorrt)
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 
-from depth_estimation.artifacts import metadata_path, read_metadata
+from depth_estimation.artifacts import file_sha256, metadata_path, read_metadata
 from depth_estimation.inference.base import DepthBackend
 from depth_estimation.inference.tensorrt_common import (EngineMismatchError, cuda_call,
-                                                        dims_tuple, engine_problems, file_sha256,
-                                                        gpu_identity, import_cudart,
-                                                        import_tensorrt, rebuild_command,
-                                                        tensorrt_info)
+                                                        dims_tuple, engine_problems, gpu_identity,
+                                                        import_cudart, import_tensorrt,
+                                                        rebuild_command, tensorrt_info)
 
 if TYPE_CHECKING:
     import tensorrt as trt

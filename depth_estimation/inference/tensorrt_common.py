@@ -15,7 +15,6 @@ compares it with the machine; the runtime refuses a mismatched engine with `rebu
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -111,14 +110,6 @@ def gpu_identity(device: int = 0) -> dict[str, str]:
 def dims_tuple(dims: Any) -> tuple[int, ...]:
     """A TensorRT `Dims` as a tuple of ints (by index: `Dims` has `__len__` and `__getitem__`)."""
     return tuple(int(dims[i]) for i in range(len(dims)))
-
-
-def file_sha256(path: PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tensorrt_info(metadata: ArtifactMetadata) -> dict[str, Any]:

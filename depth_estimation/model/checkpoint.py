@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -51,11 +50,3 @@ def load_checkpoint(path: PathLike) -> ZoeDepth:
     model = ZoeDepth(ZoeDepthConfig.from_dict(data['config']))
     model.load_state_dict(data['state_dict'], strict=True)
     return model.eval()
-
-
-def file_sha256(path: PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()

@@ -27,7 +27,8 @@ def register(subparsers: 'argparse._SubParsersAction[argparse.ArgumentParser]') 
 
 def run(args: argparse.Namespace) -> int:
     """Load, convert and save; prints what was written."""
-    from depth_estimation.model.checkpoint import file_sha256, save_checkpoint
+    from depth_estimation.artifacts import file_sha256
+    from depth_estimation.model.checkpoint import save_checkpoint
     from depth_estimation.model.official import load_official
 
     source: Path = args.source

@@ -224,7 +224,7 @@ def prepare_model(model: Optional[Path], output: Path) -> ModelChoice:
         return ModelChoice(model, model.name, True)
     if not (model.is_dir() or model.suffix in ('.pt', '.pth', '.ckpt')):
         raise ValueError(f'model {model}: expected .onnx, .pt/.pth or a Hugging Face directory')
-    from depth_estimation.model.checkpoint import file_sha256
+    from depth_estimation.artifacts import file_sha256
 
     tag = file_sha256(model)[:12] if model.is_file() else 'hf'
     model_dir = output / 'model'

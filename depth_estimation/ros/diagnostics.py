@@ -6,22 +6,12 @@ artifact file, so an operator can tell exactly which engine or ONNX file is runn
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-HASH_CHUNK = 1 << 20
-
-
-def file_sha256(path: Union[str, Path]) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB chunks (engines can be gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for chunk in iter(lambda: stream.read(HASH_CHUNK), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
+from depth_estimation.artifacts import file_sha256
 
 
 def model_identity(model_path: Union[str, Path], description: Mapping[str, Any]) -> dict[str, str]:
@@ -46,4 +36,4 @@ def diagnostic_array(stamp: Any, name: str, hardware_id: str, level: int, messag
     return array
 
 
-__all__ = ['diagnostic_array', 'file_sha256', 'model_identity']
+__all__ = ['diagnostic_array', 'model_identity']
