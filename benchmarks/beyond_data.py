@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from depth_estimation.datasets.base import read_depth_png_scaled, read_rgb_file  # noqa: E402
 from depth_estimation.geometry import Intrinsics  # noqa: E402
 
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
@@ -56,20 +56,6 @@ def require(path: Path) -> Path:
     return path
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f'cannot read image {path}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def read_depth(path: Path, units_per_metre: float) -> np.ndarray:
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.dtype != np.uint16 or raw.ndim != 2:
-        raise ValueError(f'{path} is not a 16-bit single-channel depth PNG')
-    return raw.astype(np.float32) / np.float32(units_per_metre)
-
-
 def sevenscenes_frames(which: str = 'all') -> list[Frame]:
     """7-Scenes redkitchen frames: which = 'train' | 'held_out' | 'all'."""
     root = require(SHARED_DATA / 'sevenscenes_redkitchen' / 'frames')
@@ -83,9 +69,9 @@ def sevenscenes_frames(which: str = 'all') -> list[Frame]:
                                     or QUICK and (number - HELD_OUT_FIRST_FRAME) % 16):
             continue
         stem = color.name[:-len('.color.jpg')]
-        depth = read_depth(root / f'{stem}.depth.png', 1000.0)
+        depth = read_depth_png_scaled(root / f'{stem}.depth.png', 1000.0)
         pose = np.loadtxt(root / f'{stem}.pose.txt').reshape(4, 4)
-        frames.append(Frame(f'7scenes/{number:06d}', read_rgb(color), depth, intrinsics,
+        frames.append(Frame(f'7scenes/{number:06d}', read_rgb_file(color), depth, intrinsics,
                             max_depth=10.0, pose=pose))
     return frames
 
@@ -95,9 +81,9 @@ def _metric3d(folder: str, max_depth: float, eval_crop: str) -> list[Frame]:
     annotations = json.loads((root / 'test_annotations.json').read_text())['files']
     frames = []
     for entry in sorted(annotations, key=lambda e: e['rgb']):
-        rgb = read_rgb(root / Path(entry['rgb']).relative_to(f'data/{folder}'))
-        depth = read_depth(root / Path(entry['depth']).relative_to(f'data/{folder}'),
-                           entry['depth_scale'])
+        rgb = read_rgb_file(root / Path(entry['rgb']).relative_to(f'data/{folder}'))
+        depth_path = root / Path(entry['depth']).relative_to(f'data/{folder}')
+        depth = read_depth_png_scaled(depth_path, entry['depth_scale'])
         fx, fy, cx, cy = entry['cam_in']
         intrinsics = Intrinsics(fx, fy, cx, cy, rgb.shape[1], rgb.shape[0])
         name = f"{folder.split('_')[0]}/{Path(entry['rgb']).stem}"
@@ -122,9 +108,9 @@ def tum_frame() -> Frame:
     the TUM documentation gives as the fallback is used (the fr1/fr2/fr3 values span 517-535).
     """
     root = require(SHARED_DATA / 'open3d_rgbd' / 'other_formats')
-    depth = read_depth(root / 'TUM_depth.png', 5000.0)
+    depth = read_depth_png_scaled(root / 'TUM_depth.png', 5000.0)
     depth[depth > 4.0] = 0.0  # Open3D's depth_trunc for this format
-    return Frame('tum/desk', read_rgb(root / 'TUM_color.png'), depth,
+    return Frame('tum/desk', read_rgb_file(root / 'TUM_color.png'), depth,
                  Intrinsics(525.0, 525.0, 319.5, 239.5, 640, 480), max_depth=10.0)
 
 

@@ -47,3 +47,15 @@ def tiny_onnx(tiny_model, tmp_path_factory) -> Path:
     export_onnx(tiny_model, output, source={'preset': 'tiny', 'weights': 'random (seed 0)'},
                 check_images=images, progress=lambda message: None)
     return output
+
+
+@pytest.fixture(scope='session')
+def confidence_onnx(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model exported with its confidence output (depth, confidence)."""
+    from depth_estimation.export.onnx_export import export_onnx
+    from depth_estimation.model.confidence import DepthWithConfidence
+
+    output = tmp_path_factory.mktemp('confidence') / 'tiny_confidence.onnx'
+    export_onnx(DepthWithConfidence(tiny_model), output, random_checks=1,
+                progress=lambda message: None)
+    return output

@@ -84,17 +84,21 @@ def sample_rgb() -> np.ndarray:
     return load_samples()[0].rgb
 
 
-@pytest.fixture(scope='module')
-def engines(tiny_onnx, tmp_path_factory) -> dict[str, Path]:
-    """TensorRT engines of the tiny model (built only where TensorRT and a GPU exist)."""
+def build_engines(onnx: Path, directory: Path) -> dict[str, Path]:
+    """FP32 and FP16 TensorRT engines of `onnx` (built only where TensorRT and a GPU exist)."""
     from depth_estimation.export.tensorrt_build import build_engine
 
-    directory = tmp_path_factory.mktemp('engines')
     quiet = {'progress': lambda message: None, 'check': False}
-    return {'fp32_engine': build_engine(tiny_onnx, directory / 'tiny_fp32.engine',
+    return {'fp32_engine': build_engine(onnx, directory / 'fp32.engine',
                                         precision='fp32', **quiet).engine_path,
-            'fp16_engine': build_engine(tiny_onnx, directory / 'tiny_fp16.engine',
+            'fp16_engine': build_engine(onnx, directory / 'fp16.engine',
                                         precision='fp16', typing='weak', **quiet).engine_path}
+
+
+@pytest.fixture(scope='module')
+def engines(tiny_onnx, tmp_path_factory) -> dict[str, Path]:
+    """TensorRT engines of the tiny model."""
+    return build_engines(tiny_onnx, tmp_path_factory.mktemp('engines'))
 
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
@@ -105,20 +109,25 @@ def case(request) -> Case:
     return request.param
 
 
-@pytest.fixture
-def open_case(case, request, tiny_onnx, tiny_checkpoint, tiny_model) -> Callable[[], Any]:
+def case_opener(case, request, engines_fixture: str, onnx: Path, checkpoint: Path,
+                model: Any) -> Callable[[], Any]:
+    """A function that opens the backend of `case` on its artifact (engines built on demand)."""
     def opener() -> Any:
         if case.artifact in ('fp32_engine', 'fp16_engine'):
-            source: Any = request.getfixturevalue('engines')[case.artifact]
+            source: Any = request.getfixturevalue(engines_fixture)[case.artifact]
         else:
-            source = {'onnx': tiny_onnx, 'checkpoint': tiny_checkpoint,
-                      'model': tiny_model}[case.artifact]
+            source = {'onnx': onnx, 'checkpoint': checkpoint, 'model': model}[case.artifact]
         if case.artifact == 'model':
             from depth_estimation.inference.torch_backend import TorchBackend
 
             return TorchBackend(source, **dict(case.options))
         return open_backend(source, case.backend, **dict(case.options))
     return opener
+
+
+@pytest.fixture
+def open_case(case, request, tiny_onnx, tiny_checkpoint, tiny_model) -> Callable[[], Any]:
+    return case_opener(case, request, 'engines', tiny_onnx, tiny_checkpoint, tiny_model)
 
 
 @pytest.fixture(scope='module')
@@ -280,27 +289,8 @@ def test_unknown_artifacts_are_refused(tmp_path) -> None:
 # --- confidence (issue 8): a second output, restored like the depth ---------------------------
 
 @pytest.fixture(scope='module')
-def confidence_onnx(tiny_model, tmp_path_factory) -> Path:
-    """The tiny model exported with its confidence output (depth, confidence)."""
-    from depth_estimation.export.onnx_export import export_onnx
-    from depth_estimation.model.confidence import DepthWithConfidence
-
-    output = tmp_path_factory.mktemp('confidence') / 'tiny_confidence.onnx'
-    export_onnx(DepthWithConfidence(tiny_model), output, random_checks=1,
-                progress=lambda message: None)
-    return output
-
-
-@pytest.fixture(scope='module')
 def confidence_engines(confidence_onnx, tmp_path_factory) -> dict[str, Path]:
-    from depth_estimation.export.tensorrt_build import build_engine
-
-    directory = tmp_path_factory.mktemp('confidence_engines')
-    quiet = {'progress': lambda message: None, 'check': False}
-    return {'fp32_engine': build_engine(confidence_onnx, directory / 'fp32.engine',
-                                        precision='fp32', **quiet).engine_path,
-            'fp16_engine': build_engine(confidence_onnx, directory / 'fp16.engine',
-                                        precision='fp16', typing='weak', **quiet).engine_path}
+    return build_engines(confidence_onnx, tmp_path_factory.mktemp('confidence_engines'))
 
 
 # Every backend and device; not the CPU bf16 autocast run (about 10 s here, CPUs without bf16
@@ -321,20 +311,8 @@ def confidence_case(request) -> Case:
 def open_confidence_case(confidence_case, request, confidence_onnx, tiny_checkpoint,
                          tiny_model) -> Callable[[], Any]:
     """Like `open_case`, with the confidence export for ONNX Runtime and TensorRT."""
-    case = confidence_case
-
-    def opener() -> Any:
-        if case.artifact in ('fp32_engine', 'fp16_engine'):
-            source: Any = request.getfixturevalue('confidence_engines')[case.artifact]
-        else:
-            source = {'onnx': confidence_onnx, 'checkpoint': tiny_checkpoint,
-                      'model': tiny_model}[case.artifact]
-        if case.artifact == 'model':
-            from depth_estimation.inference.torch_backend import TorchBackend
-
-            return TorchBackend(source, **dict(case.options))
-        return open_backend(source, case.backend, **dict(case.options))
-    return opener
+    return case_opener(confidence_case, request, 'confidence_engines', confidence_onnx,
+                       tiny_checkpoint, tiny_model)
 
 
 def _reference_outputs(model: Any, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

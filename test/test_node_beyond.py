@@ -32,17 +32,6 @@ FRAME_ID = 'camera_color_optical_frame'
 DEPTH = {'depth/image': Image}
 
 
-@pytest.fixture(scope='module')
-def confidence_onnx(tiny_model, tmp_path_factory) -> Path:
-    from depth_estimation.export.onnx_export import export_onnx
-    from depth_estimation.model.confidence import DepthWithConfidence
-
-    output = tmp_path_factory.mktemp('node_confidence') / 'tiny_confidence.onnx'
-    export_onnx(DepthWithConfidence(tiny_model), output, random_checks=1,
-                progress=lambda message: None)
-    return output
-
-
 class Graph:
     """The node under test, a driver with every input publisher, and an output collector."""
 
