@@ -1,4 +1,4 @@
-"""depth_estimation.focal: focal lengths at the network input, hand-computed."""
+"""depth_estimation.pipeline.focal: focal lengths at the network input, hand-computed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from depth_estimation.focal import (TRAINING_CAMERAS, TrainingCamera, compensate_focal,
+from depth_estimation.pipeline.focal import (TRAINING_CAMERAS, TrainingCamera, compensate_focal,
                                     focal_scale, network_focal, training_camera)
 from depth_estimation.geometry import Intrinsics
 

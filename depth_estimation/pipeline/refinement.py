@@ -24,11 +24,12 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from depth_estimation.anchoring import (apply_scale, fit_scale_to_sparse, OPTICAL_FROM_FORWARD,
-                                        ScaleFit, ScaleSmoother, scan_to_sparse_depth)
-from depth_estimation.focal import focal_scale, TrainingCamera, training_camera
 from depth_estimation.geometry import Intrinsics
-from depth_estimation.temporal import TemporalFilter
+from depth_estimation.pipeline.anchoring import (apply_scale, fit_scale_to_sparse,
+                                                 OPTICAL_FROM_FORWARD, ScaleFit, ScaleSmoother,
+                                                 scan_to_sparse_depth)
+from depth_estimation.pipeline.focal import focal_scale, TrainingCamera, training_camera
+from depth_estimation.pipeline.temporal import TemporalFilter
 
 # Anchoring warns in /diagnostics after this many frames in a row without an accepted fit.
 STALE_FIT_FRAMES = 10
