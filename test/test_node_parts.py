@@ -186,7 +186,7 @@ def test_log_throttle_is_per_key_and_counts_what_it_held() -> None:
 
 
 def test_plain_parts_import_without_ros() -> None:
-    """The pipeline (stats, settings, ranges, intrinsics, the DepthPipeline) imports without ROS."""
+    """The pipeline (stats, settings, ranges, intrinsics, DepthPipeline) imports without ROS."""
     import subprocess
     import sys
 

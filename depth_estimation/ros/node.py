@@ -168,9 +168,9 @@ class DepthEstimationLifecycleNode(LifecycleNode):
             kind, convert = SPARSE_INPUTS[anchoring]
             topics.append((kind, anchoring, partial(self._store_sample, topic=anchoring,
                                                     convert=convert)))
-        self._input_subscriptions = [self.create_subscription(kind, topic, callback,
-                                                        qos_profile_sensor_data)
-                               for kind, topic, callback in topics]
+        self._input_subscriptions = [
+            self.create_subscription(kind, topic, callback, qos_profile_sensor_data)
+            for kind, topic, callback in topics]
         self._inputs.start(self._process_safely)
         self._active = True
 
