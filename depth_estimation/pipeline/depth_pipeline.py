@@ -3,9 +3,7 @@
     RGB (H, W, 3) -> model depth -> refinement (temporal, focal, anchoring; refinement.py)
         -> REP 117 depth range (ranges.py) -> confidence mask -> cloud points, scan ranges
 
-One `DepthPipeline` holds a loaded model and the state between frames (the refiner's filters and
-the stream's image size). Settings come with every frame, so run-time parameter changes take
-effect on the next one. A frame that cannot be answered raises `SkippedFrame` naming why.
+Settings come with every frame, so run-time changes take effect on the next one.
 """
 
 from __future__ import annotations

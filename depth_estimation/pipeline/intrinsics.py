@@ -33,7 +33,6 @@ class IntrinsicsChoice:
 
     intrinsics: Optional[Intrinsics]  # at the image size; None: depth only
     source: str  # 'camera_info', 'parameters' or 'none'
-    scaled_from: Optional[tuple[int, int]] = None  # (W, H) of a camera_info scaled to the image
 
 
 def decimate(intrinsics: Intrinsics, stride: int) -> Intrinsics:
@@ -141,9 +140,7 @@ def select_intrinsics(size: tuple[int, int], settings: Any,
     scale_y = height / (info_size[1] or height)
     k = scale_projection(calibration.k, scale_x, scale_y) if len(calibration.k) == 9 else ()
     p = scale_projection(calibration.p, scale_x, scale_y) if len(calibration.p) == 12 else ()
-    intrinsics, _ = intrinsics_from_matrices(k, p, width, height)
-    scaled = info_size != size and 0 not in info_size
-    return IntrinsicsChoice(intrinsics, 'camera_info', info_size if scaled else None)
+    return IntrinsicsChoice(intrinsics_from_matrices(k, p, width, height)[0], 'camera_info')
 
 
 __all__ = ['CameraCalibration', 'decimate', 'intrinsics_from_matrices',

@@ -171,10 +171,9 @@ class IntrinsicsSettings:
                           '2).', runtime=True, limits=(0.0, 1e6))
     cy: float = parameter(0.0, 'Principal point y in pixels; 0 = image centre ((height - 1) / '
                           '2).', runtime=True, limits=(0.0, 1e6))
-    horizontal_fov: float = parameter(0.0, 'Horizontal field of view in degrees, used without '
-                                      'camera_info and without fx (square pixels, centred '
-                                      'principal point); 0 = unset.', runtime=True,
-                                      limits=(0.0, 179.0))
+    horizontal_fov: float = parameter(
+        0.0, 'Horizontal field of view in degrees, used without camera_info and without fx '
+        '(square pixels, centred principal point); 0 = unset.', runtime=True, limits=(0.0, 179.0))
 
 
 @dataclass(frozen=True)
@@ -184,10 +183,9 @@ class ConfidenceSettings:
     publish_confidence: bool = parameter(True, 'Publish depth/confidence (32FC1, 0 to 1, 1 = '
                                          'sure) beside the depth when the model has a confidence '
                                          'output (export --confidence).')
-    confidence_threshold: float = parameter(0.0, 'Pixels whose confidence is below this are left '
-                                            'out of points and scan_out (NaN); 0 keeps all. '
-                                            'Needs a model with confidence.', runtime=True,
-                                            limits=(0.0, 1.0))
+    confidence_threshold: float = parameter(
+        0.0, 'Pixels whose confidence is below this are left out of points and scan_out (NaN); 0 '
+        'keeps all. Needs a model with confidence.', runtime=True, limits=(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -226,10 +224,9 @@ class AnchoringSettings:
 class FocalSettings:
     """Focal-length compensation (run time)."""
 
-    focal_compensation: bool = parameter(False, 'Multiply the depth by f_camera / f_training '
-                                         '(both at the network input) when the camera differs '
-                                         'from the training camera. Needs intrinsics.',
-                                         runtime=True)
+    focal_compensation: bool = parameter(
+        False, 'Multiply the depth by f_camera / f_training (both at the network input) when the '
+        'camera differs from the training camera. Needs intrinsics.', runtime=True)
     training_camera: str = parameter('', 'Training camera for focal_compensation: empty = from '
                                      'the model metadata (export --training-camera), or nyu, '
                                      'kitti, sevenscenes; training_fx wins.', runtime=True,
@@ -311,10 +308,6 @@ class PipelineSettings(Settings, TemporalSettings, ScanSettings, FocalSettings, 
             raise ValueError(f'depth range [{low}, {high}] is empty: min_depth / max_depth '
                              f'against the model range [{model_min}, {model_max}]')
         return low, high
-
-    @property
-    def has_intrinsics_parameters(self) -> bool:
-        return self.fx > 0 or self.horizontal_fov > 0
 
 
 __all__ = ['AnchoringSettings', 'CloudSettings', 'ConfidenceSettings', 'DepthRangeSettings',

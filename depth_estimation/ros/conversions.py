@@ -179,9 +179,10 @@ def _single_channel_image(values: np.ndarray, header: Header, encoding: str) -> 
     return msg
 
 
-def sparse_depth_from_image(msg: Image) -> np.ndarray:
-    """A sparse depth Image (32FC1 metres or 16UC1 millimetres) -> float32 (h, w) metres, NaN
-    where there is no sample (NaN, Inf, 0 or negative in 32FC1; 0 in 16UC1, REP 118)."""
+def sparse_sample_from_image(msg: Image) -> SparseSample:
+    """A sparse depth Image (32FC1 metres or 16UC1 millimetres) -> the anchoring sample of its
+    stamp: float32 (h, w) metres, NaN where there is no sample (NaN, Inf, 0 or negative in 32FC1;
+    0 in 16UC1, REP 118)."""
     if msg.encoding == DEPTH_ENCODING:
         depth = image_to_depth(msg)
     elif msg.encoding in (RAW_DEPTH_ENCODING, 'mono16'):
@@ -193,19 +194,14 @@ def sparse_depth_from_image(msg: Image) -> np.ndarray:
                          f'{RAW_DEPTH_ENCODING} (millimetres)')
     with np.errstate(invalid='ignore'):
         depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
-    return depth
-
-
-def sparse_sample_from_image(msg: Image) -> SparseSample:
-    """A sparse_depth Image -> the anchoring sample of its stamp (ValueError when unreadable)."""
-    return SparseSample(stamp_seconds(msg), depth=sparse_depth_from_image(msg))  # (h, w) m
+    return SparseSample(stamp_seconds(msg), depth=depth)
 
 
 def sparse_sample_from_scan(msg: LaserScan) -> SparseSample:
     """A LaserScan -> the anchoring sample of its stamp (ValueError without an angle step)."""
     if not (msg.angle_increment != 0 and np.isfinite(msg.angle_increment)):
         raise ValueError(f'angle_increment is {msg.angle_increment}')
-    return SparseSample(stamp_seconds(msg), ranges=scan_ranges(msg),
+    return SparseSample(stamp_seconds(msg), ranges=np.asarray(msg.ranges, dtype=np.float32),
                         angle_min=float(msg.angle_min),
                         angle_increment=float(msg.angle_increment),
                         range_min=float(msg.range_min),
@@ -230,11 +226,6 @@ def ranges_to_scan(ranges: np.ndarray, angle_min: float, angle_max: float,
     msg.range_min, msg.range_max = float(range_min), float(range_max)
     msg.ranges = array('f', np.asarray(ranges, dtype=np.float32).tobytes())
     return msg
-
-
-def scan_ranges(msg: LaserScan) -> np.ndarray:
-    """The ranges of a LaserScan as float32 (N,)."""
-    return np.asarray(msg.ranges, dtype=np.float32)
 
 
 def image_to_depth(msg: Image) -> np.ndarray:

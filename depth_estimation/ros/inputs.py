@@ -1,9 +1,7 @@
-"""The node's latest inputs, shared by the subscription callbacks and the worker thread.
+"""The node's latest inputs, shared by the subscription callbacks and the worker thread (no rclpy).
 
-Only the newest image waits: a callback replaces it (the replaced one counts as dropped) and the
-worker takes it, so latency stays bounded by one inference instead of a queue. A few CameraInfo
-messages are kept to match image stamps, and the latest anchoring sample. No rclpy: messages are
-only stored and compared by their header stamps.
+Only the newest image waits (a replaced one counts as dropped), so a slow model drops frames and
+latency stays bounded by one inference instead of a queue.
 """
 
 from __future__ import annotations
