@@ -64,24 +64,6 @@ def parameter_specs(*groups: type) -> tuple[ParameterSpec, ...]:
                  for group in groups for item in fields(group))
 
 
-class Settings:
-    """Base of the flat settings snapshots: validated construction from parameter values."""
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> Any:
-        """Build and validate; ValueError naming the parameter and what it accepts."""
-        merged = {}
-        for item in fields(cls):
-            value = values.get(item.name, item.default)
-            merged[item.name] = _checked(item.name, value, item.default, item.metadata)
-        settings = cls(**merged)
-        settings.check_relations()
-        return settings
-
-    def check_relations(self) -> None:
-        """ValueError when parameters contradict each other."""
-
-
 def _checked(name: str, value: Any, default: Any, metadata: Mapping[str, Any]) -> Any:
     if isinstance(default, tuple):  # a double array (rclpy gives array.array)
         return _float_tuple(name, value, len(default))
@@ -279,10 +261,19 @@ PIPELINE_GROUPS = (ModelSettings, DepthRangeSettings, CloudSettings, IntrinsicsS
 
 
 @dataclass(frozen=True)
-class PipelineSettings(Settings, TemporalSettings, ScanSettings, FocalSettings, AnchoringSettings,
+class PipelineSettings(TemporalSettings, ScanSettings, FocalSettings, AnchoringSettings,
                        ConfidenceSettings, IntrinsicsSettings, CloudSettings, DepthRangeSettings,
                        ModelSettings):
     """Every pipeline group in one flat immutable snapshot: `settings.fx`, `settings.anchoring`."""
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Any:
+        """Build and validate; ValueError naming the parameter and what it accepts."""
+        merged = {item.name: _checked(item.name, values.get(item.name, item.default),
+                                      item.default, item.metadata) for item in fields(cls)}
+        settings = cls(**merged)
+        settings.check_relations()
+        return settings
 
     def check_relations(self) -> None:
         """ValueError when parameters contradict each other."""
@@ -312,5 +303,5 @@ class PipelineSettings(Settings, TemporalSettings, ScanSettings, FocalSettings, 
 
 __all__ = ['AnchoringSettings', 'CloudSettings', 'ConfidenceSettings', 'DepthRangeSettings',
            'FocalSettings', 'IntrinsicsSettings', 'ModelSettings', 'parameter',
-           'parameter_specs', 'ParameterSpec', 'PIPELINE_GROUPS', 'PipelineSettings', 'Settings',
+           'parameter_specs', 'ParameterSpec', 'PIPELINE_GROUPS', 'PipelineSettings',
            'ScanSettings', 'TemporalSettings']

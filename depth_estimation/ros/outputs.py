@@ -43,8 +43,7 @@ class OutputStage:
         """Whether this stage exists for these (configure-time) settings."""
         return True
 
-    def publish(self, frame: DepthFrame, header: Header,
-                camera_info: Optional[CameraInfo]) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         raise NotImplementedError
 
 
@@ -54,8 +53,7 @@ class DepthImageStage(OutputStage):
     name = 'depth'
     topics = (('depth/image', Image),)
 
-    def publish(self, frame: DepthFrame, header: Header,
-                camera_info: Optional[CameraInfo]) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         keep_infinity = frame.settings.out_of_range == 'rep117'
         self.publishers['depth/image'].publish(
             depth_to_image(frame.depth, header, keep_infinity=keep_infinity))
@@ -71,8 +69,7 @@ class DepthRawStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_depth_raw
 
-    def publish(self, frame: DepthFrame, header: Header,
-                camera_info: Optional[CameraInfo]) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         self.publishers['depth/image_raw'].publish(
             millimetres_to_image(depth_to_millimetres(frame.depth), header))
 
@@ -83,10 +80,9 @@ class DepthCameraInfoStage(OutputStage):
     name = 'depth_camera_info'
     topics = (('depth/camera_info', CameraInfo),)
 
-    def publish(self, frame: DepthFrame, header: Header,
-                camera_info: Optional[CameraInfo]) -> None:
-        if camera_info is not None:
-            self.publishers['depth/camera_info'].publish(camera_info)
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
+        if depth_info is not None:
+            self.publishers['depth/camera_info'].publish(depth_info)
 
 
 class PointsStage(OutputStage):
@@ -99,8 +95,7 @@ class PointsStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_points
 
-    def publish(self, frame: DepthFrame, header: Header,
-                camera_info: Optional[CameraInfo]) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.points is not None:
             self.publishers['points'].publish(points_to_cloud(frame.points, header,
                                                               frame.points_rgb))
@@ -116,8 +111,7 @@ class ColorizedStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_colorized
 
-    def publish(self, frame: DepthFrame, header: Header,
-                camera_info: Optional[CameraInfo]) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         low, high = frame.depth_range
         if frame.settings.colorize_range == 'auto':
             low, high = auto_range(frame.depth) or (low, high)
@@ -136,8 +130,7 @@ class ConfidenceStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_confidence
 
-    def publish(self, frame: DepthFrame, header: Header,
-                camera_info: Optional[CameraInfo]) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.confidence is not None:
             self.publishers['depth/confidence'].publish(
                 float_to_image(frame.confidence, header))
@@ -157,8 +150,7 @@ class ScanStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_scan
 
-    def publish(self, frame: DepthFrame, header: Header,
-                camera_info: Optional[CameraInfo]) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.scan_ranges is None:
             return
         geometry = frame.scan_geometry
