@@ -180,9 +180,10 @@ def _single_channel_image(values: np.ndarray, header: Header, encoding: str) -> 
 
 
 def sparse_sample_from_image(msg: Image) -> SparseSample:
-    """A sparse depth Image (32FC1 metres or 16UC1 millimetres) -> the anchoring sample of its
-    stamp: float32 (h, w) metres, NaN where there is no sample (NaN, Inf, 0 or negative in 32FC1;
-    0 in 16UC1, REP 118)."""
+    """A sparse depth Image (32FC1 metres or 16UC1 mm) -> the anchoring sample of its stamp.
+
+    The sample is float32 (h, w) metres, NaN where there is none (NaN, Inf, 0 or negative in
+    32FC1; 0 in 16UC1, REP 118)."""
     if msg.encoding == DEPTH_ENCODING:
         depth = image_to_depth(msg)
     elif msg.encoding in (RAW_DEPTH_ENCODING, 'mono16'):

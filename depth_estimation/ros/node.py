@@ -49,8 +49,9 @@ SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FA
 
 
 class DepthEstimationLifecycleNode(LifecycleNode):
-    """The depth node. Public state for tests and tools: `settings` (NodeSettings), `statistics`
-    (FrameStatistics), `pipeline` and `backend` (None until configured), `stages`."""
+    """The depth node, managed; `DepthEstimationNode` is it started with autostart.
+
+    Public state: `settings`, `statistics`, `pipeline` and `backend` (None until configured)."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
