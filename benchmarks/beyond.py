@@ -28,8 +28,8 @@ import beyond_temporal  # noqa: E402
 from beyond_data import (OUTPUT_DIR, describe_model, pyplot, save_figure,  # noqa: E402
                          sevenscenes_frames, shared_model, write_json)
 
-from depth_estimation.anchoring import fit_scale_to_sparse, zone_depths  # noqa: E402
-from depth_estimation.laserscan import depth_to_scan  # noqa: E402
+from depth_estimation.pipeline.anchoring import fit_scale_to_sparse, zone_depths  # noqa: E402
+from depth_estimation.pipeline.laserscan import depth_to_scan  # noqa: E402
 
 
 def median_ms(function, repeats: int = 100) -> float:  # noqa: ANN001 - a callable

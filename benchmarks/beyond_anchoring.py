@@ -9,8 +9,8 @@ Sparse metric samples are drawn from each frame's ground truth inside the evalua
 - `lidar64`: 64 random valid ground-truth pixels, 1 % noise, 10 % of them outliers (depth
   multiplied by exp(+-U(0.2, 1.0)): mixed pixels, multipath).
 - `scan`: a planar scanner level with the camera: the LaserScan of the ground truth's row at cy
-  (depth_estimation.laserscan), 1 % noise, 10 % outliers, projected back into the image with
-  `anchoring.scan_to_sparse_depth` (the path a real LaserScan takes in the node).
+  (depth_estimation.pipeline.laserscan), 1 % noise, 10 % outliers, projected back into the image
+  with `anchoring.scan_to_sparse_depth` (the path a real LaserScan takes in the node).
 Depth is the demo model's (benchmarks/beyond_train.py) and, as a check of the estimator alone,
 a synthetic scale-corrupted ground truth: pred = GT * s * exp(0.1 N(0, 1)) for s in
 {0.5, 0.8, 1.25, 2.0}; the fitted scale should be 1 / s.
@@ -34,10 +34,10 @@ from beyond_data import (Frame, delta1, describe_model, evaluation_mask,  # noqa
                          kitti_frames, nyu_frames, pyplot, rel, save_figure,
                          sevenscenes_frames, shared_model, write_json)
 
-from depth_estimation.anchoring import (OPTICAL_FROM_FORWARD, ScaleSmoother,  # noqa: E402
-                                        fit_scale_to_sparse, scan_to_sparse_depth,
-                                        zone_depths)
-from depth_estimation.laserscan import depth_to_scan  # noqa: E402
+from depth_estimation.pipeline.anchoring import (OPTICAL_FROM_FORWARD, ScaleSmoother,  # noqa: E402
+                                                 fit_scale_to_sparse, scan_to_sparse_depth,
+                                                 zone_depths)
+from depth_estimation.pipeline.laserscan import depth_to_scan  # noqa: E402
 
 METHODS = ('median', 'trimmed', 'ransac')
 SYNTHETIC_SCALES = (0.5, 0.8, 1.25, 2.0)
@@ -66,8 +66,8 @@ def lidar_sample(frame: Frame, rng: np.random.Generator, count: int = 64, noise:
 def scan_sample(frame: Frame, rng: np.random.Generator, noise: float = 0.01,
                 outliers: float = 0.1) -> np.ndarray:
     """A planar scanner level with the camera: the ground truth's LaserScan (the row at cy, as
-    depth_estimation.laserscan makes it), 1 % noise and 10 % outliers, projected back into the
-    image through the intrinsics (anchoring.scan_to_sparse_depth)."""
+    depth_estimation.pipeline.laserscan makes it), 1 % noise and 10 % outliers, projected back
+    into the image through the intrinsics (anchoring.scan_to_sparse_depth)."""
     truth = np.where(evaluation_mask(frame), frame.depth, np.nan).astype(np.float32)
     ranges, geometry = depth_to_scan(truth, frame.intrinsics, scan_height=1, range_min=0.1,
                                      range_max=frame.max_depth)

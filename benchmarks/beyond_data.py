@@ -124,7 +124,7 @@ def realsense_frame() -> Frame:
     """
     from rosbags.highlevel import AnyReader
 
-    from depth_estimation.anchoring import project_points
+    from depth_estimation.pipeline.anchoring import project_points
     from depth_estimation.geometry import depth_to_points
 
     path = require(SHARED_DATA / 'realsense_librealsense_bag' / 'single_depth_color_640x480.bag')

@@ -33,7 +33,7 @@ from beyond_data import (Frame, describe_model, evaluation_mask, kitti_frames,  
                          nyu_frames, pyplot, realsense_frame, rel, save_figure,
                          sevenscenes_frames, shared_model, tum_frame, write_json)
 
-from depth_estimation.focal import TRAINING_CAMERAS, focal_scale  # noqa: E402
+from depth_estimation.pipeline.focal import TRAINING_CAMERAS, focal_scale  # noqa: E402
 from depth_estimation.geometry import Intrinsics  # noqa: E402
 
 ZOOMS = (1.0, 1.15, 1.3, 1.5, 1.75)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from beyond_data import (Frame, describe_model, evaluation_mask, pyplot, rel,  # noqa: E402
                          save_figure, sevenscenes_frames, shared_model, write_json)
 
-from depth_estimation.temporal import TemporalFilter  # noqa: E402
+from depth_estimation.pipeline.temporal import TemporalFilter  # noqa: E402
 
 SETTINGS = {  # name: TemporalFilter options; 'default' is the module's default
     'default': {},

@@ -1,4 +1,4 @@
-"""depth_estimation.anchoring: robust per-frame scale, sparse inputs, smoothing; hand-computed."""
+"""pipeline.anchoring: robust per-frame scale, sparse inputs, smoothing; hand-computed."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from depth_estimation.anchoring import (OPTICAL_FROM_FORWARD, ScaleFit, ScaleSmoother,
-                                        apply_scale, fit_scale, fit_scale_to_sparse,
-                                        project_points, sample_pairs, scan_to_sparse_depth,
-                                        zone_depths)
 from depth_estimation.geometry import Intrinsics
+from depth_estimation.pipeline.anchoring import (OPTICAL_FROM_FORWARD, ScaleFit, ScaleSmoother,
+                                                 apply_scale, fit_scale, fit_scale_to_sparse,
+                                                 project_points, sample_pairs,
+                                                 scan_to_sparse_depth, zone_depths)
 
 METHODS = ('ransac', 'trimmed', 'median')
 

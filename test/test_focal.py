@@ -1,4 +1,4 @@
-"""depth_estimation.focal: focal lengths at the network input, hand-computed."""
+"""depth_estimation.pipeline.focal: focal lengths at the network input, hand-computed."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from depth_estimation.focal import (TRAINING_CAMERAS, TrainingCamera, compensate_focal,
-                                    focal_scale, network_focal, training_camera)
 from depth_estimation.geometry import Intrinsics
+from depth_estimation.pipeline.focal import (TRAINING_CAMERAS, TrainingCamera, compensate_focal,
+                                             focal_scale, network_focal, training_camera)
 
 NETWORK = (96, 128)  # the tiny preset's input (H, W)
 SEVENSCENES = Intrinsics(585.0, 585.0, 320.0, 240.0, 640, 480)

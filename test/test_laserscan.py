@@ -1,4 +1,4 @@
-"""depth_estimation.laserscan against hand-computed geometry (depthimage_to_laserscan's rules)."""
+"""pipeline.laserscan against hand-computed geometry (depthimage_to_laserscan's rules)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from depth_estimation.geometry import Intrinsics
-from depth_estimation.laserscan import depth_to_scan, scan_geometry, scan_rows, scan_to_points
+from depth_estimation.pipeline.laserscan import (depth_to_scan, scan_geometry, scan_rows,
+                                                 scan_to_points)
 
 # fx = 100, principal point in the middle of a 101-pixel row: the edge rays are at atan(0.5).
 CAMERA = Intrinsics(fx=100.0, fy=100.0, cx=50.0, cy=10.0, width=101, height=21)

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import REPO_ROOT
 from depth_estimation.ros.outputs import OUTPUT_STAGES
-from depth_estimation.ros.parameters import LIFECYCLE_PARAMETERS, PARAMETERS
+from depth_estimation.ros.parameters import LIFECYCLE_PARAMETERS, PARAMETERS, parameters_yaml
 
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'depth_estimation.launch.py'
 PARAMS_FILE = REPO_ROOT / 'config' / 'depth_estimation.yaml'
@@ -77,6 +77,11 @@ def test_params_yaml_lists_every_parameter_with_its_default() -> None:
     for name, value in values.items():
         default = specs[name].default
         assert type(value) is type(default) and value == default, name  # floats as floats
+
+
+def test_params_yaml_is_what_the_settings_dataclasses_generate() -> None:
+    assert PARAMS_FILE.read_text() == parameters_yaml(), (
+        'config/depth_estimation.yaml is stale: run `python -m depth_estimation.ros.parameters`')
 
 
 def test_rviz_shows_image_depth_and_cloud_on_the_node_topics() -> None:

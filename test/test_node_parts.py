@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from depth_estimation.geometry import depth_to_points, Intrinsics
+from depth_estimation.pipeline.intrinsics import (decimate, intrinsics_from_matrices,
+                                                  intrinsics_from_parameters, size_fits)
+from depth_estimation.pipeline.ranges import apply_depth_range, depth_to_millimetres, limit_far
+from depth_estimation.pipeline.stats import (FrameStatistics, LatencyWindow, LogThrottle, OK,
+                                             RateMeter, WARN)
 from depth_estimation.ros.parameters import (LIFECYCLE_PARAMETERS, NodeSettings, PARAMETERS,
                                              runtime_names)
-from depth_estimation.ros.products import (apply_depth_range, decimate, depth_to_millimetres,
-                                           intrinsics_from_matrices, intrinsics_from_parameters,
-                                           limit_far, size_fits)
-from depth_estimation.ros.stats import (FrameStatistics, LatencyWindow, LogThrottle, OK,
-                                        RateMeter, WARN)
 
 
 # Parameters -----------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_log_throttle_is_per_key_and_counts_what_it_held() -> None:
 
 
 def test_plain_parts_import_without_ros() -> None:
-    """stats, parameters and products stay free of rclpy and ROS messages (run without ROS)."""
+    """The pipeline (stats, settings, ranges, intrinsics, DepthPipeline) imports without ROS."""
     import subprocess
     import sys
 
@@ -197,8 +197,9 @@ def test_plain_parts_import_without_ros() -> None:
             "'diagnostic_msgs', 'rcl_interfaces', 'lifecycle_msgs'):\n"
             "            raise ImportError('ROS is blocked: ' + name)\n"
             'sys.meta_path.insert(0, Block())\n'
-            'import depth_estimation.ros.stats, depth_estimation.ros.parameters\n'
-            'import depth_estimation.ros.products\n')
+            'import depth_estimation.pipeline.stats, depth_estimation.pipeline.settings\n'
+            'import depth_estimation.pipeline.ranges, depth_estimation.pipeline.intrinsics\n'
+            'import depth_estimation.pipeline\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr

@@ -1,11 +1,11 @@
-"""depth_estimation.temporal: gated EMA of inverse depth, hand-computed per pixel."""
+"""depth_estimation.pipeline.temporal: gated EMA of inverse depth, hand-computed per pixel."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from depth_estimation.temporal import TemporalFilter
+from depth_estimation.pipeline.temporal import TemporalFilter
 
 
 def test_first_frame_passes_through_and_invalid_becomes_nan():

@@ -73,7 +73,7 @@ def parse_training_camera(text: str) -> dict:
     """`nyu` or `518.9,519.5,640,480` -> the metadata's training camera (focal.TrainingCamera)."""
     from dataclasses import asdict
 
-    from depth_estimation.focal import training_camera
+    from depth_estimation.pipeline.focal import training_camera
 
     parts = text.split(',')
     if len(parts) == 1:

@@ -19,6 +19,9 @@ from std_msgs.msg import Header
 import yaml
 
 from depth_estimation.geometry import depth_to_points, Intrinsics, pack_cloud, scale_projection
+from depth_estimation.pipeline.frame import SkippedFrame
+from depth_estimation.pipeline.intrinsics import CameraCalibration
+from depth_estimation.pipeline.refinement import SparseSample
 
 # Input encodings the node accepts: bytes per pixel of each.
 COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
@@ -27,12 +30,8 @@ RAW_DEPTH_ENCODING = '16UC1'
 FLOAT_ENCODINGS = ('32FC1', '32FC2', '32FC3', '32FC4', '64FC1', '64FC2', '64FC3', '64FC4')
 
 
-class ImageError(ValueError):
+class ImageError(SkippedFrame):
     """An Image the node cannot read; `kind` names the problem (for counters and log keys)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def _as_uint8_array(data: Any) -> array:
@@ -46,7 +45,7 @@ def _as_uint8_array(data: Any) -> array:
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """A colour or mono8 Image -> RGB uint8 (H, W, 3), a new array.
+    """A colour or mono8 Image -> RGB uint8 (H, W, 3), a new array (the node's one image input).
 
     Raises ValueError for an unsupported encoding (float and 16-bit depth images included), an
     empty image, big-endian data, a step shorter than a row, or data whose length is not
@@ -180,9 +179,11 @@ def _single_channel_image(values: np.ndarray, header: Header, encoding: str) -> 
     return msg
 
 
-def sparse_depth_from_image(msg: Image) -> np.ndarray:
-    """A sparse depth Image (32FC1 metres or 16UC1 millimetres) -> float32 (h, w) metres, NaN
-    where there is no sample (NaN, Inf, 0 or negative in 32FC1; 0 in 16UC1, REP 118)."""
+def sparse_sample_from_image(msg: Image) -> SparseSample:
+    """A sparse depth Image (32FC1 metres or 16UC1 mm) -> the anchoring sample of its stamp.
+
+    The sample is float32 (h, w) metres, NaN where there is none (NaN, Inf, 0 or negative in
+    32FC1; 0 in 16UC1, REP 118)."""
     if msg.encoding == DEPTH_ENCODING:
         depth = image_to_depth(msg)
     elif msg.encoding in (RAW_DEPTH_ENCODING, 'mono16'):
@@ -194,7 +195,23 @@ def sparse_depth_from_image(msg: Image) -> np.ndarray:
                          f'{RAW_DEPTH_ENCODING} (millimetres)')
     with np.errstate(invalid='ignore'):
         depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
-    return depth
+    return SparseSample(stamp_seconds(msg), depth=depth)
+
+
+def sparse_sample_from_scan(msg: LaserScan) -> SparseSample:
+    """A LaserScan -> the anchoring sample of its stamp (ValueError without an angle step)."""
+    if not (msg.angle_increment != 0 and np.isfinite(msg.angle_increment)):
+        raise ValueError(f'angle_increment is {msg.angle_increment}')
+    return SparseSample(stamp_seconds(msg), ranges=np.asarray(msg.ranges, dtype=np.float32),
+                        angle_min=float(msg.angle_min),
+                        angle_increment=float(msg.angle_increment),
+                        range_min=float(msg.range_min),
+                        range_max=float(msg.range_max) if msg.range_max > 0 else np.inf)
+
+
+def stamp_seconds(msg: Any) -> float:
+    """The header stamp of a message in seconds."""
+    return int(msg.header.stamp.sec) + int(msg.header.stamp.nanosec) * 1e-9
 
 
 def ranges_to_scan(ranges: np.ndarray, angle_min: float, angle_max: float,
@@ -212,16 +229,17 @@ def ranges_to_scan(ranges: np.ndarray, angle_min: float, angle_max: float,
     return msg
 
 
-def scan_ranges(msg: LaserScan) -> np.ndarray:
-    """The ranges of a LaserScan as float32 (N,)."""
-    return np.asarray(msg.ranges, dtype=np.float32)
-
-
 def image_to_depth(msg: Image) -> np.ndarray:
     """A 32FC1 Image -> float32 (H, W) metres (a copy)."""
     if msg.encoding != DEPTH_ENCODING:
         raise ValueError(f'expected a {DEPTH_ENCODING} depth image, got {msg.encoding!r}')
     return _single_channel_values(msg, 'f4', 'depth')  # (H, W) metres
+
+
+def camera_info_calibration(info: CameraInfo) -> CameraCalibration:
+    """The K, P and size of a CameraInfo as plain numbers (the pipeline's camera input)."""
+    return CameraCalibration(tuple(float(v) for v in info.k), tuple(float(v) for v in info.p),
+                             int(info.width), int(info.height))
 
 
 def camera_info_intrinsics(info: CameraInfo) -> Intrinsics:

@@ -1,56 +1,29 @@
-"""Output stages of the depth node: one class per published product.
+"""Output stages of the depth node: one class per published product, message conversion only.
 
-The worker builds one `DepthFrame` per input image (header, RGB, REP 117 depth, intrinsics at the
-depth size, depth CameraInfo, the settings of that moment) and hands it to every enabled stage in
-`OUTPUT_STAGES` order. A new product (confidence, LaserScan, a filtered depth) is a new
-`OutputStage` subclass appended to that tuple, with its parameters added to `parameters.py`:
-the node itself does not change. The math each stage calls lives in plain modules
-(`products.py`, `geometry.py`, `visualize.py`).
+The pipeline makes one `DepthFrame` per input image (REP 117 depth, confidence, cloud points,
+scan ranges, the settings of that moment); the node hands it, with the output header and the
+depth CameraInfo, to every enabled stage in `OUTPUT_STAGES` order. A new product is computed in
+the pipeline and published by a new `OutputStage` subclass appended to that tuple.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional
 
-import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 from std_msgs.msg import Header
 
-from depth_estimation.geometry import depth_to_points, Intrinsics
-from depth_estimation.laserscan import depth_to_scan
+from depth_estimation.pipeline.frame import DepthFrame
+from depth_estimation.pipeline.ranges import depth_to_millimetres
 from depth_estimation.ros.conversions import (depth_to_image, float_to_image,
                                               millimetres_to_image, points_to_cloud,
                                               ranges_to_scan, rgb_to_image)
 from depth_estimation.ros.parameters import NodeSettings
-from depth_estimation.ros.products import decimate, depth_to_millimetres, limit_far
 from depth_estimation.visualize import auto_range, colorize_depth
 
 # (message type, relative topic name) -> publisher; the node supplies it with the output QoS
-# (a lifecycle publisher in lifecycle mode).
+# (a lifecycle publisher).
 PublisherFactory = Callable[[type, str], Any]
-
-
-@dataclass(frozen=True)
-class DepthFrame:
-    """Everything an output stage may need about one processed image."""
-
-    header: Header  # input stamp; input optical frame id or the frame_id parameter
-    rgb: np.ndarray  # (H, W, 3) uint8, the input image
-    depth: np.ndarray  # (H, W) float32 metres; NaN invalid, -Inf too close, +Inf too far
-    depth_range: tuple[float, float]  # (min, max) metres reported in `depth`
-    intrinsics: Optional[Intrinsics]  # at the depth size; None without camera_info/parameters
-    camera_info: Optional[CameraInfo]  # the depth CameraInfo (header of the depth), or None
-    settings: NodeSettings
-    # (H, W) float32 in [0, 1] from a model with a confidence output, else None
-    confidence: Optional[np.ndarray] = None
-    # `depth` with the pixels below confidence_threshold set to NaN; None when nothing is dropped
-    confident_depth: Optional[np.ndarray] = None
-
-    @property
-    def obstacle_depth(self) -> np.ndarray:
-        """The depth that 3-D and 2-D obstacle outputs (points, scan_out) use."""
-        return self.depth if self.confident_depth is None else self.confident_depth
 
 
 class OutputStage:
@@ -70,7 +43,7 @@ class OutputStage:
         """Whether this stage exists for these (configure-time) settings."""
         return True
 
-    def publish(self, frame: DepthFrame) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         raise NotImplementedError
 
 
@@ -80,10 +53,10 @@ class DepthImageStage(OutputStage):
     name = 'depth'
     topics = (('depth/image', Image),)
 
-    def publish(self, frame: DepthFrame) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         keep_infinity = frame.settings.out_of_range == 'rep117'
         self.publishers['depth/image'].publish(
-            depth_to_image(frame.depth, frame.header, keep_infinity=keep_infinity))
+            depth_to_image(frame.depth, header, keep_infinity=keep_infinity))
 
 
 class DepthRawStage(OutputStage):
@@ -96,9 +69,9 @@ class DepthRawStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_depth_raw
 
-    def publish(self, frame: DepthFrame) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         self.publishers['depth/image_raw'].publish(
-            millimetres_to_image(depth_to_millimetres(frame.depth), frame.header))
+            millimetres_to_image(depth_to_millimetres(frame.depth), header))
 
 
 class DepthCameraInfoStage(OutputStage):
@@ -107,9 +80,9 @@ class DepthCameraInfoStage(OutputStage):
     name = 'depth_camera_info'
     topics = (('depth/camera_info', CameraInfo),)
 
-    def publish(self, frame: DepthFrame) -> None:
-        if frame.camera_info is not None:
-            self.publishers['depth/camera_info'].publish(frame.camera_info)
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
+        if depth_info is not None:
+            self.publishers['depth/camera_info'].publish(depth_info)
 
 
 class PointsStage(OutputStage):
@@ -122,17 +95,10 @@ class PointsStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_points
 
-    def publish(self, frame: DepthFrame) -> None:
-        if frame.intrinsics is None:
-            return
-        settings = frame.settings
-        stride = settings.points_stride
-        depth = frame.obstacle_depth[::stride, ::stride]  # (h, w) metres, the kept pixels
-        if settings.points_max_depth > 0:
-            depth = limit_far(depth, settings.points_max_depth)
-        points = depth_to_points(depth, decimate(frame.intrinsics, stride))  # (h, w, 3)
-        rgb = frame.rgb[::stride, ::stride] if settings.points_rgb else None  # (h, w, 3)
-        self.publishers['points'].publish(points_to_cloud(points, frame.header, rgb))
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
+        if frame.points is not None:
+            self.publishers['points'].publish(points_to_cloud(frame.points, header,
+                                                              frame.points_rgb))
 
 
 class ColorizedStage(OutputStage):
@@ -145,12 +111,12 @@ class ColorizedStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_colorized
 
-    def publish(self, frame: DepthFrame) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         low, high = frame.depth_range
         if frame.settings.colorize_range == 'auto':
             low, high = auto_range(frame.depth) or (low, high)
         coloured = colorize_depth(frame.depth, low, high, frame.settings.colormap)  # (H, W, 3)
-        self.publishers['depth/colorized'].publish(rgb_to_image(coloured, frame.header))
+        self.publishers['depth/colorized'].publish(rgb_to_image(coloured, header))
 
 
 class ConfidenceStage(OutputStage):
@@ -164,10 +130,10 @@ class ConfidenceStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_confidence
 
-    def publish(self, frame: DepthFrame) -> None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.confidence is not None:
             self.publishers['depth/confidence'].publish(
-                float_to_image(frame.confidence, frame.header))
+                float_to_image(frame.confidence, header))
 
 
 class ScanStage(OutputStage):
@@ -184,24 +150,29 @@ class ScanStage(OutputStage):
     def enabled(settings: NodeSettings) -> bool:
         return settings.publish_scan
 
-    def publish(self, frame: DepthFrame) -> None:
-        if frame.intrinsics is None:
+    def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
+        if frame.scan_ranges is None:
             return
-        settings = frame.settings
-        ranges, geometry = depth_to_scan(frame.obstacle_depth, frame.intrinsics,
-                                         settings.scan_height, settings.scan_range_min,
-                                         settings.scan_range_max)  # (W,) metres
-        header = Header(stamp=frame.header.stamp,
-                        frame_id=settings.scan_frame_id or frame.header.frame_id)
+        geometry = frame.scan_geometry
+        scan_header = Header(stamp=header.stamp,
+                             frame_id=frame.settings.scan_frame_id or header.frame_id)
         self.publishers['scan_out'].publish(ranges_to_scan(
-            ranges, geometry.angle_min, geometry.angle_max, geometry.angle_increment,
-            geometry.range_min, geometry.range_max, header))
+            frame.scan_ranges, geometry.angle_min, geometry.angle_max, geometry.angle_increment,
+            geometry.range_min, geometry.range_max, scan_header))
 
 
 OUTPUT_STAGES: tuple[type[OutputStage], ...] = (
     DepthImageStage, DepthRawStage, DepthCameraInfoStage, PointsStage, ColorizedStage,
     ConfidenceStage, ScanStage)
 
-__all__ = ['ColorizedStage', 'ConfidenceStage', 'DepthCameraInfoStage', 'DepthFrame',
+
+def create_stages(settings: NodeSettings, capabilities: frozenset[str],
+                  create_publisher: PublisherFactory) -> list[OutputStage]:
+    """The stages these (configure-time) settings enable and the model can serve, in order."""
+    return [stage(create_publisher) for stage in OUTPUT_STAGES
+            if stage.enabled(settings) and stage.requires <= capabilities]
+
+
+__all__ = ['ColorizedStage', 'ConfidenceStage', 'DepthCameraInfoStage',
            'DepthImageStage', 'DepthRawStage', 'OUTPUT_STAGES', 'OutputStage', 'PointsStage',
-           'ScanStage']
+           'ScanStage', 'create_stages']

@@ -1,9 +1,9 @@
-"""The node's per-frame corrections of the model's depth, as one plain class (numpy, no rclpy).
+"""The per-frame corrections of the model's depth, as one plain class (numpy, no rclpy).
 
-Order, each step optional and switched by the node's parameters:
+Order, each step optional and switched by the settings:
 
     model depth -> temporal filter (temporal.py) -> x focal factor (focal.py)
-                -> x anchored scale (anchoring.py) -> the node's REP 117 range
+                -> x anchored scale (anchoring.py) -> the REP 117 range (ranges.py)
 
 Why this order: the temporal filter sees the network's own output, whose frame-to-frame noise its
 `temporal_noise` describes, and not the steps in scale that a new anchoring fit or another camera
@@ -13,7 +13,7 @@ correction applied, so the scale it finds is what remains.
 
 Anchoring samples arrive on their own topics (`sparse_depth`: an Image registered to the camera,
 full size or a coarse zone grid; `scan`: a LaserScan placed by the static `scan_extrinsic`); the
-node converts each message to a `SparseSample` and hands the latest to `refine` with the image.
+node converts each message to a `SparseSample`; the pipeline hands the latest to `refine`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from depth_estimation.anchoring import (apply_scale, fit_scale_to_sparse, OPTICAL_FROM_FORWARD,
-                                        ScaleFit, ScaleSmoother, scan_to_sparse_depth)
-from depth_estimation.focal import focal_scale, TrainingCamera, training_camera
 from depth_estimation.geometry import Intrinsics
-from depth_estimation.temporal import TemporalFilter
+from depth_estimation.pipeline.anchoring import (apply_scale, fit_scale_to_sparse,
+                                                 OPTICAL_FROM_FORWARD, ScaleFit, ScaleSmoother,
+                                                 scan_to_sparse_depth)
+from depth_estimation.pipeline.focal import focal_scale, TrainingCamera, training_camera
+from depth_estimation.pipeline.temporal import TemporalFilter
 
 # Anchoring warns in /diagnostics after this many frames in a row without an accepted fit.
 STALE_FIT_FRAMES = 10
@@ -70,7 +71,7 @@ def camera_from_scan(extrinsic: Sequence[float]) -> np.ndarray:
 class DepthRefiner:
     """Temporal filter, focal compensation and scale anchoring with their state between frames.
 
-    `settings` is the node's `NodeSettings` of the frame (any object with the same attributes);
+    `settings` is the PipelineSettings of the frame (any object with the same attributes);
     changes take effect on the next frame: a new temporal `alpha` or `noise` restarts the filter,
     a new `anchoring_smoothing` keeps the current scale. Public read-outs for diagnostics:
     `last_fit`, `last_problem`, `focal_factor`, `smoother`, `temporal`.

@@ -100,6 +100,11 @@ class FrameStatistics:
     def mean_latency(self) -> float:
         return self.total_latency / self.processed if self.processed else 0.0
 
+    def summary(self) -> str:
+        """One line for the log when the node stops."""
+        return (f'{self.processed} frames processed, {self.dropped} dropped, {self.skipped} '
+                f'skipped, mean latency {self.mean_latency * 1e3:.1f} ms')
+
     def on_received(self, now: float, replaced_pending: bool) -> None:
         with self._lock:
             self.received += 1

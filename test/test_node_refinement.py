@@ -1,5 +1,6 @@
-"""Issue 8 in a real rclpy graph: confidence topic and threshold, scale anchoring from sparse depth
-and from a LaserScan, focal compensation, the LaserScan output and the temporal filter.
+"""Refinements and extra products in a real rclpy graph: confidence topic and threshold, scale
+anchoring from sparse depth and from a LaserScan, focal compensation, the LaserScan output and the
+temporal filter.
 
 Expected values come from a second inference session on the same model (the model's own depth
 and confidence) and from the camera geometry written out here, never from the node's code.
@@ -24,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 from depth_estimation.geometry import unpack_cloud
 from depth_estimation.ros.conversions import depth_to_image, image_to_depth, millimetres_to_image
 from depth_estimation.ros.node import DepthEstimationNode, ModelLoadError
-from depth_estimation.ros.refinement import camera_from_scan
+from depth_estimation.pipeline.refinement import camera_from_scan
 
 pytestmark = pytest.mark.ros
 
@@ -40,7 +41,7 @@ class Graph:
                      Parameter('num_threads', value=1), Parameter('diagnostics_period', value=0.2)]
         overrides += [Parameter(name, value=value) for name, value in parameters.items()]
         self.node = DepthEstimationNode(context=context, parameter_overrides=overrides)
-        self.driver = Node('beyond_driver', context=context)
+        self.driver = Node('refinement_driver', context=context)
         self.image_publisher = self.driver.create_publisher(Image, 'image', 10)
         self.info_publisher = self.driver.create_publisher(CameraInfo, 'camera_info', 10)
         self.sparse_publisher = self.driver.create_publisher(Image, 'sparse_depth', 10)

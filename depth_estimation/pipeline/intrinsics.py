@@ -1,65 +1,38 @@
-"""Plain numpy math behind the node's outputs (no rclpy): depth ranges, raw depth, intrinsics.
+"""Intrinsics of a frame (numpy only): from a camera calibration's P or K, else from parameters.
 
-REP 117 / REP 118 for float depth (metres along the optical axis):
-- NaN: no valid measurement (the model gave a non-finite or non-positive value);
-- -Inf: nearer than the reported range ("too close to quantify");
-- +Inf: farther than the reported range ("out of range").
-The raw 16UC1 form holds millimetres with 0 for all three cases.
+`select_intrinsics` is the one place that decides, for an image of a given size: the camera's
+calibration (P first, then K, as image_geometry reads a CameraInfo) scaled to the image, else the
+fx/fy/cx/cy or horizontal_fov parameters, else none (depth only).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from depth_estimation.geometry import Intrinsics
-
-UINT16_MAX_MM = 65535
-
-
-def apply_depth_range(depth: np.ndarray, min_depth: float, max_depth: float,
-                      mode: str = 'rep117') -> np.ndarray:
-    """Model depth (H, W) metres -> float32 (H, W) with REP 117 markers (or NaN for all).
-
-    `mode` 'rep117': NaN invalid, -Inf below `min_depth`, +Inf above `max_depth`; 'nan': NaN for
-    all three. Values inside [min_depth, max_depth] are kept as they are.
-    """
-    if mode not in ('rep117', 'nan'):
-        raise ValueError(f'unknown out-of-range mode {mode!r}')
-    if not (0 <= min_depth < max_depth):
-        raise ValueError(f'expected 0 <= min_depth < max_depth, got [{min_depth}, {max_depth}]')
-    depth = np.asarray(depth)
-    if depth.ndim != 2:
-        raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
-    out = depth.astype(np.float32, copy=True)  # (H, W) metres
-    with np.errstate(invalid='ignore'):
-        invalid = ~(np.isfinite(out) & (out > 0))  # (H, W)
-        near = ~invalid & (out < np.float32(min_depth))
-        far = ~invalid & (out > np.float32(max_depth))
-    out[invalid] = np.nan
-    out[near] = -np.inf if mode == 'rep117' else np.nan
-    out[far] = np.inf if mode == 'rep117' else np.nan
-    return out
+from depth_estimation.geometry import Intrinsics, scale_projection
+from depth_estimation.pipeline.frame import SkippedFrame
 
 
-def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
-    """Float depth (H, W) metres -> uint16 (H, W) millimetres; 0 where not finite, not positive,
-    or beyond 65.535 m (REP 118 raw form)."""
-    depth = np.asarray(depth, dtype=np.float32)
-    with np.errstate(invalid='ignore'):
-        millimetres = np.rint(depth * np.float32(1000.0))  # (H, W) float32
-        valid = np.isfinite(millimetres) & (millimetres > 0) & (millimetres <= UINT16_MAX_MM)
-    return np.where(valid, millimetres, 0).astype(np.uint16)
+@dataclass(frozen=True)
+class CameraCalibration:
+    """A camera_info's K (9 numbers) and P (12) at its own size (W, H; 0 = unknown)."""
+
+    k: tuple[float, ...]
+    p: tuple[float, ...]
+    width: int
+    height: int
 
 
-def limit_far(depth: np.ndarray, max_depth: float) -> np.ndarray:
-    """A copy of float depth (H, W) with values beyond `max_depth` set to NaN (for the cloud)."""
-    out = np.array(depth, dtype=np.float32, copy=True)
-    with np.errstate(invalid='ignore'):
-        out[out > np.float32(max_depth)] = np.nan
-    return out
+@dataclass(frozen=True)
+class IntrinsicsChoice:
+    """The intrinsics of one frame and where they came from."""
+
+    intrinsics: Optional[Intrinsics]  # at the image size; None: depth only
+    source: str  # 'camera_info', 'parameters' or 'none'
 
 
 def decimate(intrinsics: Intrinsics, stride: int) -> Intrinsics:
@@ -145,5 +118,30 @@ def size_fits(info_size: tuple[int, int], image_size: tuple[int, int],
     return abs(scale_x - scale_y) <= tolerance * max(scale_x, scale_y)
 
 
-__all__ = ['apply_depth_range', 'decimate', 'depth_to_millimetres', 'intrinsics_from_matrices',
-           'intrinsics_from_parameters', 'limit_far', 'size_fits']
+def select_intrinsics(size: tuple[int, int], settings: Any,
+                      calibration: Optional[CameraCalibration] = None) -> IntrinsicsChoice:
+    """Intrinsics of a `size` (W, H) image: calibration (P, then K), else parameters, else none.
+
+    A calibration of another aspect ratio raises SkippedFrame ('camera_info_size'); one of the
+    same aspect ratio at another size is scaled to the image.
+    """
+    width, height = size
+    if calibration is None:
+        intrinsics = intrinsics_from_parameters(
+            width, height, settings.fx, settings.fy, settings.cx, settings.cy,
+            settings.horizontal_fov)
+        return IntrinsicsChoice(intrinsics, 'none' if intrinsics is None else 'parameters')
+    info_size = (int(calibration.width), int(calibration.height))
+    if not size_fits(info_size, size):
+        raise SkippedFrame('camera_info_size', (
+            f'camera_info is {info_size[0]}x{info_size[1]} but the image is {width}x{height} '
+            '(another aspect ratio: another camera mode or the wrong camera_info topic)'))
+    scale_x = width / (info_size[0] or width)
+    scale_y = height / (info_size[1] or height)
+    k = scale_projection(calibration.k, scale_x, scale_y) if len(calibration.k) == 9 else ()
+    p = scale_projection(calibration.p, scale_x, scale_y) if len(calibration.p) == 12 else ()
+    return IntrinsicsChoice(intrinsics_from_matrices(k, p, width, height)[0], 'camera_info')
+
+
+__all__ = ['CameraCalibration', 'decimate', 'intrinsics_from_matrices',
+           'intrinsics_from_parameters', 'IntrinsicsChoice', 'select_intrinsics', 'size_fits']

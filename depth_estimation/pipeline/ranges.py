@@ -1,0 +1,60 @@
+"""Depth ranges of the published depth (numpy only): REP 117 markers and the raw 16UC1 form.
+
+REP 117 / REP 118 for float depth (metres along the optical axis):
+- NaN: no valid measurement (the model gave a non-finite or non-positive value);
+- -Inf: nearer than the reported range ("too close to quantify");
+- +Inf: farther than the reported range ("out of range").
+The raw 16UC1 form holds millimetres with 0 for all three cases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+UINT16_MAX_MM = 65535
+
+
+def apply_depth_range(depth: np.ndarray, min_depth: float, max_depth: float,
+                      mode: str = 'rep117') -> np.ndarray:
+    """Model depth (H, W) metres -> float32 (H, W) with REP 117 markers (or NaN for all).
+
+    `mode` 'rep117': NaN invalid, -Inf below `min_depth`, +Inf above `max_depth`; 'nan': NaN for
+    all three. Values inside [min_depth, max_depth] are kept as they are.
+    """
+    if mode not in ('rep117', 'nan'):
+        raise ValueError(f'unknown out-of-range mode {mode!r}')
+    if not (0 <= min_depth < max_depth):
+        raise ValueError(f'expected 0 <= min_depth < max_depth, got [{min_depth}, {max_depth}]')
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
+    out = depth.astype(np.float32, copy=True)  # (H, W) metres
+    with np.errstate(invalid='ignore'):
+        invalid = ~(np.isfinite(out) & (out > 0))  # (H, W)
+        near = ~invalid & (out < np.float32(min_depth))
+        far = ~invalid & (out > np.float32(max_depth))
+    out[invalid] = np.nan
+    out[near] = -np.inf if mode == 'rep117' else np.nan
+    out[far] = np.inf if mode == 'rep117' else np.nan
+    return out
+
+
+def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
+    """Float depth (H, W) metres -> uint16 (H, W) millimetres; 0 where not finite, not positive,
+    or beyond 65.535 m (REP 118 raw form)."""
+    depth = np.asarray(depth, dtype=np.float32)
+    with np.errstate(invalid='ignore'):
+        millimetres = np.rint(depth * np.float32(1000.0))  # (H, W) float32
+        valid = np.isfinite(millimetres) & (millimetres > 0) & (millimetres <= UINT16_MAX_MM)
+    return np.where(valid, millimetres, 0).astype(np.uint16)
+
+
+def limit_far(depth: np.ndarray, max_depth: float) -> np.ndarray:
+    """A copy of float depth (H, W) with values beyond `max_depth` set to NaN (for the cloud)."""
+    out = np.array(depth, dtype=np.float32, copy=True)
+    with np.errstate(invalid='ignore'):
+        out[out > np.float32(max_depth)] = np.nan
+    return out
+
+
+__all__ = ['apply_depth_range', 'depth_to_millimetres', 'limit_far']
