@@ -45,7 +45,7 @@ def rgb() -> np.ndarray:
 
 
 def semi_planar(rgb: np.ndarray, chroma_order: str) -> np.ndarray:
-    """NV12 (chroma_order 'uv') or NV21 ('vu'): the Y plane, then interleaved chroma at half size."""
+    """NV12 (chroma_order 'uv') or NV21 ('vu'): the Y plane, then interleaved half-size chroma."""
     height, width = rgb.shape[:2]
     planar = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # (3/2 H, W): Y, U (H/2 x W/2), V
     quarter = height * width // 4
@@ -218,7 +218,7 @@ def test_converted_frames_give_the_same_depth_from_the_demo_model(rgb: np.ndarra
             assert relative.max() <= DEPTH_RELATIVE_MAX, (encoding, relative.max())
 
 
-# Compressed images ---------------------------------------------------------------------------------
+# Compressed images ----------------------------------------------------------------------------
 
 def jpeg_bytes(pixels: np.ndarray, quality: int = 95) -> bytes:
     ok, encoded = cv2.imencode('.jpg', pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])

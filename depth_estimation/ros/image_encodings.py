@@ -8,11 +8,11 @@ demosaicing are OpenCV's.
 Names follow ROS `sensor_msgs/image_encodings.hpp`: `yuv422` is UYVY (U0 Y0 V0 Y1) and
 `yuv422_yuy2` is YUYV (Y0 U0 Y1 V0, the default of usb_cam and v4l2_camera); `nv12` / `nv21` are
 4:2:0 with a full-size Y plane followed by interleaved UV (VU) at half size, so `height` is the
-image height and the data holds 3/2 * height rows of `step` bytes. A Bayer name gives the colours of
-the top-left 2x2 cell in ROS order (`bayer_rggb8`: R G on row 0, G B on row 1). Generic `8UC3` is read
-as bgr8 and `8UC1` as mono8, as cv_bridge does. 16-bit encodings keep their top 8 bits (value / 256,
-cv_bridge's scaling) and honour `is_bigendian`; for 8-bit encodings the flag has no meaning and is
-ignored.
+image height and the data holds 3/2 * height rows of `step` bytes. A Bayer name gives the colours
+of the top-left 2x2 cell in ROS order (`bayer_rggb8`: R G on row 0, G B on row 1). Generic `8UC3`
+is read as bgr8 and `8UC1` as mono8, as cv_bridge does. 16-bit encodings keep their top 8 bits
+(value / 256, cv_bridge's scaling) and honour `is_bigendian`; for 8-bit encodings the flag has no
+meaning and is ignored.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _sample_rows(encoding: str, layout: _Layout, data: ImageBytes, height: int, 
     return packed.reshape(shape)
 
 
-# Compressed images (image_transport's `compressed` plugin) ---------------------------------------
+# Compressed images (image_transport's `compressed` plugin) ------------------------------------
 
 _JPEG_START = b'\xff\xd8\xff'
 _JPEG_END = b'\xff\xd9'
