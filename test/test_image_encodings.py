@@ -3,6 +3,7 @@ decoded, and compared with the original, then through the real demo model."""
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import cv2
@@ -284,3 +285,13 @@ def test_jpeg_frames_give_the_same_depth_from_the_demo_model(rgb: np.ndarray) ->
         depth = backend.infer(compressed_to_rgb('jpeg', jpeg_bytes(rgb[..., ::-1], quality=80)))
     relative = np.abs(depth - reference) / reference  # (H, W); measured max 0.24 % at quality 80
     assert relative.mean() <= DEPTH_RELATIVE_MEAN and relative.max() <= DEPTH_RELATIVE_MAX
+
+
+def test_message_data_as_rclpy_gives_it_is_read_and_never_aliased(rgb: np.ndarray) -> None:
+    """rclpy hands Image.data over as array('B'); the RGB result is a new array."""
+    crop = np.ascontiguousarray(rgb[:24, :32])
+    data = array('B', crop.tobytes())
+    decoded = image_to_rgb('rgb8', data, 24, 32, 96)
+    np.testing.assert_array_equal(decoded, crop)
+    decoded[...] = 0
+    assert bytes(data) == crop.tobytes()

@@ -93,11 +93,9 @@ def image_to_rgb(encoding: str, data: ImageBytes, height: int, width: int, step:
     samples = _sample_rows(encoding, layout, data, height, width, step, is_bigendian)
     if layout.itemsize == 2:
         samples = (samples >> 8).astype(np.uint8)  # top 8 bits, as cv_bridge scales 16 -> 8 bit
-    if layout.conversion is None:
-        rgb = samples.reshape(height, width, 3)
-    else:
-        rgb = cv2.cvtColor(samples, layout.conversion)  # (height, width, 3)
-    return np.array(rgb, dtype=np.uint8, copy=True).reshape(height, width, 3)
+    if layout.conversion is None:  # a view of the message data: copy
+        return np.array(samples.reshape(height, width, 3), dtype=np.uint8, copy=True)
+    return cv2.cvtColor(samples, layout.conversion).reshape(height, width, 3)  # a new array
 
 
 def _check_subsampling(encoding: str, layout: _Layout, height: int, width: int) -> None:
