@@ -41,9 +41,10 @@ def console_scripts() -> list[str]:
     raise AssertionError('setup.py declares no console_scripts')
 
 
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory) -> Path:
-    """A colcon workspace with the package built and installed; its root."""
+@pytest.fixture(scope='module', params=['copied', 'symlinked'])
+def workspace(request, tmp_path_factory) -> Path:
+    """A colcon workspace with the package built and installed (`colcon build`, or with
+    `--symlink-install` as developers build); its root."""
     if shutil.which('git') is None:
         pytest.skip('git is needed to list the tracked files')
     try:
@@ -60,9 +61,10 @@ def workspace(tmp_path_factory) -> Path:
         if (REPO_ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO_ROOT / name, source / name)
-    result = subprocess.run([sys.executable, '-m', 'colcon', 'build', '--event-handlers',
-                             'console_direct-'], cwd=root, capture_output=True, text=True,
-                            timeout=600)
+    command = [sys.executable, '-m', 'colcon', 'build', '--event-handlers', 'console_direct-']
+    if request.param == 'symlinked':
+        command.append('--symlink-install')
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return root
 
@@ -99,14 +101,18 @@ def test_setup_bash_puts_the_installed_package_first(workspace: Path) -> None:
                             text=True, timeout=60, check=True)
     module_file, share = result.stdout.split()
     install = workspace / 'install' / PACKAGE
-    assert Path(module_file).is_relative_to(install / 'lib'), module_file
+    # A symlink install imports build/depth_estimation, a link to the sources (setup.py develop).
+    assert (Path(module_file).is_relative_to(install / 'lib')
+            or Path(module_file).resolve().is_relative_to(workspace / 'src' / PACKAGE)), (
+        module_file)
     assert Path(share) == install / 'share' / PACKAGE
 
 
 def test_installed_node_answers_a_frame(workspace: Path) -> None:
     install = workspace / 'install' / PACKAGE
     models = list((install / 'lib').glob(f'python3*/site-packages/{PACKAGE}/{DEMO_MODEL}'))
-    assert models, 'the demo model is not installed (package_data)'
+    models += [workspace / 'src' / PACKAGE / PACKAGE / DEMO_MODEL] if not models else []
+    assert models[0].is_file(), 'the demo model is not installed (package_data)'
     node = install / 'lib' / PACKAGE / 'depth_estimation_node'
     process = subprocess.Popen(
         sourced(workspace, f'exec {node} --ros-args -p model_path:={models[0]} '
