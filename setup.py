@@ -30,10 +30,10 @@ setup(
         'console_scripts': [
             'depth_estimation_node = depth_estimation.ros.node:main',
             'depth_estimation_lifecycle_node = depth_estimation.ros.node:lifecycle_main',
-            'depth_estimation_player = depth_estimation.ros.player:main',
-            'depth_estimation_recorder = depth_estimation.ros.recorder:main',
-            'depth_estimation_sim_camera = depth_estimation.ros.sim_camera:main',
-            'depth-estimation = depth_estimation.cli:main',
+            'depth_estimation_player = depth_estimation.tools.player:main',
+            'depth_estimation_recorder = depth_estimation.tools.recorder:main',
+            'depth_estimation_sim_camera = depth_estimation.tools.sim_camera:main',
+            'depth-estimation = depth_estimation.tools.cli:main',
         ],
     },
 )

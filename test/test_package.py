@@ -28,7 +28,7 @@ def test_package_xml_is_format_3_ament_python_with_runtime_dependencies() -> Non
 def test_console_scripts_and_data_files_are_declared() -> None:
     setup = (REPO_ROOT / 'setup.py').read_text()
     assert "'depth_estimation_node = depth_estimation.ros.node:main'" in setup
-    assert "'depth-estimation = depth_estimation.cli:main'" in setup
+    assert "'depth-estimation = depth_estimation.tools.cli:main'" in setup
     assert 'install_scripts=$base/lib/depth_estimation' in (REPO_ROOT / 'setup.cfg').read_text()
     assert (REPO_ROOT / 'resource' / 'depth_estimation').is_file()
 
