@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 import signal
 import subprocess
@@ -67,18 +66,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     output = args.output
     output.mkdir(parents=True, exist_ok=True)
-    from depth_estimation.ros.demo import ensure_model, node_executable, ros_environment
+    from depth_estimation.tools.demo.model import random_model
+    from depth_estimation.tools.processes import executable, ros_environment
 
-    model_path = args.model or ensure_model(output)
+    model_path = args.model or random_model(output)
     environment = ros_environment()  # loopback DDS profile and a domain id, also for us
-    environment['ROS_DOMAIN_ID'] = os.environ['ROS_DOMAIN_ID'] = str(101 + os.getpid() % 100)
-    command = [node_executable(), '--ros-args', '-p', f'model_path:={Path(model_path).resolve()}',
+    command = [executable('depth_estimation_node'), '--ros-args',
+               '-p', f'model_path:={Path(model_path).resolve()}',
                '-p', f'num_threads:={args.num_threads}', '-p', 'diagnostics_period:=0.5',
                '-p', 'publisher_depth:=10']
     node = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        result = drive(args, node)
+        result = drive(args, node, environment)
     finally:
         if node.poll() is None:
             node.send_signal(signal.SIGINT)
@@ -97,7 +97,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-def drive(args: argparse.Namespace, node_process: subprocess.Popen) -> Optional[dict[str, Any]]:
+def drive(args: argparse.Namespace, node_process: subprocess.Popen,
+          environment: dict[str, str]) -> Optional[dict[str, Any]]:
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -107,12 +108,15 @@ def drive(args: argparse.Namespace, node_process: subprocess.Popen) -> Optional[
 
     from depth_estimation.ros.conversions import camera_info_from_dict, rgb_to_image
     from depth_estimation.samples import load_samples
+    from depth_estimation.tools.processes import applied_environment
 
     frames = [(rgb_to_image(s.rgb), camera_info_from_dict(s.camera_info))
               for s in load_samples()]
     context = Context()
-    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    driver = rclpy.create_node('depth_estimation_soak', context=context)
+    with applied_environment(environment):  # the node's DDS profile and domain, here too
+        rclpy.init(context=context, domain_id=int(environment['ROS_DOMAIN_ID']),
+                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        driver = rclpy.create_node('depth_estimation_soak', context=context)
     image_publisher = driver.create_publisher(Image, 'image', qos_profile_sensor_data)
     info_publisher = driver.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
     sent_at: dict[tuple[int, int], float] = {}
@@ -194,7 +198,7 @@ def drive(args: argparse.Namespace, node_process: subprocess.Popen) -> Optional[
                 'answers': answers, 'start': start, 'memory': memory,
                 'warm_up_s': warm_up_time if warm_up_time is not None else 0.0,
                 'diagnostics': diagnostics[-1] if diagnostics else {},
-                'image_size': f'{frames[0][0].width}x{frames[0][0].height}',
+                'image_size': f'{frames[0][0].height}x{frames[0][0].width}',
                 'closed_loop': args.closed_loop, 'rate': args.rate}
     finally:
         executor.shutdown()
