@@ -197,16 +197,15 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..N-1 of `values` (N,), tied values sharing the average of their ranks."""
     order = np.argsort(values, kind='mergesort')
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = np.arange(values.size, dtype=np.float64)
-    # average the ranks of tied values
     sorted_values = values[order]
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    ends = np.r_[starts[1:], values.size]
-    for start, end in zip(starts, ends):
-        if end - start > 1:
-            ranks[order[start:end]] = 0.5 * (start + end - 1)
+    new_value = np.r_[True, sorted_values[1:] != sorted_values[:-1]]  # (N,) a tie group starts
+    starts = np.flatnonzero(new_value)  # (G,) first sorted position of each group
+    ends = np.r_[starts[1:], values.size]  # (G,) one past its last
+    group = np.cumsum(new_value) - 1  # (N,) group of each sorted position
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = (0.5 * (starts + ends - 1))[group]
     return ranks
 
 
