@@ -304,9 +304,22 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
     return written, note
 
 
+def expected_frames(files: list[Path], stride: int) -> int:
+    """Frames the inputs will give: one per image, every `stride`-th of a video (0 if unknown)."""
+    total = 0
+    for path in files:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            count = video_frame_count(path)
+            total += math.ceil(count / stride) if count else 0
+        else:
+            total += 1
+    return total
+
+
 def run(args: argparse.Namespace) -> int:
     from depth_estimation.inference import open_backend
     from depth_estimation.io import read_intrinsics_file
+    from depth_estimation.progress import Progress
     from depth_estimation.visualize import colormap_lut
 
     kinds = parse_outputs(args.outputs)
@@ -328,20 +341,12 @@ def run(args: argparse.Namespace) -> int:
         kinds = tuple(k for k in kinds if k != 'ply')
 
     files, skipped = collect_files(list(args.inputs))
-    total = 0
-    for path in files:
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            count = video_frame_count(path)
-            total += math.ceil(count / args.stride) if count else 0
-        else:
-            total += 1
+    total = expected_frames(files, args.stride)
     output = args.output
     output.mkdir(parents=True, exist_ok=True)
 
     frames = images = 0
     inference_seconds = 0.0
-    from depth_estimation.progress import Progress
-
     progress = Progress(total or None, 'frame', 'predict', enabled=not args.no_progress)
     for message in (f'predict: skipped {s.source}: {s.reason}' for s in skipped):
         progress.write(message)
