@@ -106,10 +106,12 @@ def drive(args: argparse.Namespace, node_process: subprocess.Popen,
     from depth_estimation.tools.processes import applied_environment
 
     context = Context()
-    with applied_environment(environment):  # the node's DDS profile and domain, here too
+    # The node's DDS profile and domain, here too; Fast DDS reads the profile when this process's
+    # participant is made, with its first node.
+    with applied_environment(environment):
         rclpy.init(context=context, domain_id=int(environment['ROS_DOMAIN_ID']),
                    signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    soak = SoakDriver(context, node_process)
+        soak = SoakDriver(context, node_process)
     try:
         if not soak.spin_until(soak.node_is_up, args.timeout):
             print('error: the node did not come up', file=sys.stderr)

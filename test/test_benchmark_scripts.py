@@ -49,9 +49,12 @@ def test_soak_runs_the_node_to_the_end(tiny_onnx: Path, tmp_path: Path) -> None:
     from ros_graph import ros_environment
 
     result = run_script('soak.py', '--frames', '12', '--closed-loop', '--model', str(tiny_onnx),
-                        '--output', str(tmp_path), environment=ros_environment())
+                        '--timeout', '10', '--output', str(tmp_path),
+                        environment=ros_environment())
     figures = json.loads((tmp_path / 'soak.json').read_text())
-    assert figures['frames_sent'] == 12 and figures['frames_answered'] >= 1
+    # Closed loop: each frame waits for its answer, so nearly all are answered (best-effort
+    # transport may lose one now and then).
+    assert figures['frames_sent'] == 12 and figures['frames_answered'] >= 6
     assert 'rss_growth_after_warm_up' in figures and (tmp_path / 'soak.png').is_file()
     assert 'node RSS MB' in result.stdout
 

@@ -59,8 +59,9 @@ def applied_environment(environment: Mapping[str, str],
                                                   'ROS_DOMAIN_ID')) -> Iterator[None]:
     """Within the block, this process has `environment`'s values of `names`; restored after.
 
-    Fast DDS reads its profile file when the first participant is created, which is why an
-    in-process rclpy context is initialised inside such a block.
+    Fast DDS reads its profile file when this process's participant is created, with the first
+    node of a context: an in-process rclpy context is initialised, and its first node created,
+    inside such a block.
     """
     saved = {name: os.environ.get(name) for name in names}
     try:
