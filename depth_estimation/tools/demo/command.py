@@ -236,6 +236,7 @@ def _wait_until_up(args: argparse.Namespace, source: Source, graph: DemoGraph, e
             info.node_name == NODE_NAME
             for info in node.get_subscriptions_info_by_topic(source.image_topic))
         source_up = node.count_publishers(source.image_topic) > 0 or samples is not None
+        source_up = source_up and graph.ground_truth_flows()
         if node_up and source_up:
             break
         if time.monotonic() - launched > args.timeout:

@@ -67,6 +67,9 @@ class DemoGraph:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.images = Keeper(30)
         self.truths = Keeper(30)
+        # The stamp of the first ground truth received: frames made earlier may have had theirs
+        # published before this subscription matched, so they are not measured.
+        self.first_truth_stamp: Optional[int] = None
         self.pending = Keeper(30)  # stamp -> (depth Image, seconds received) awaiting truth
         self.points = Keeper(6)  # stamp -> serialized PointCloud2
         self.started: Optional[float] = None
@@ -103,16 +106,25 @@ class DemoGraph:
         self.images.put(_stamp(msg), msg)
 
     def _on_truth(self, msg: Any) -> None:
-        self.truths.put(_stamp(msg), msg)
+        stamp = _stamp(msg)
+        if self.first_truth_stamp is None:
+            self.first_truth_stamp = stamp
+        self.truths.put(stamp, msg)
 
     def _on_points(self, data: bytes) -> None:
         # Keep the serialized cloud (about 5 MB); only snapshots decode one.
         self.points.put(_cdr_stamp(data), data)
 
+    def ground_truth_flows(self) -> bool:
+        """True once ground truth arrives (always for a source without ground truth)."""
+        return not self.source.has_ground_truth or self.first_truth_stamp is not None
+
     def _on_depth(self, msg: Any) -> None:
-        if self.started is None:
+        stamp = _stamp(msg)
+        if self.started is None or not self.ground_truth_flows() or \
+                (self.source.has_ground_truth and stamp < self.first_truth_stamp):
             return
-        self.pending.put(_stamp(msg), (msg, time.time(), self.elapsed()))
+        self.pending.put(stamp, (msg, time.time(), self.elapsed()))
 
     def settle(self, wait_for_truth: float = 2.0) -> None:
         """Turn received depth into results: with its ground truth, or without once it is late.
