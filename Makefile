@@ -2,6 +2,9 @@
 #   make demo   sets up .venv (first run only) and runs the main job on the built-in default
 #   make test   sets up .venv (first run only) and runs every test
 # Set PYTHON to choose the interpreter (Python 3.10 or newer; 3.11 is what CI uses).
+# .venv is the development environment: the runtime and every workbench extra of setup.py
+# (export, train, sim, record, workbench, dev), pinned in requirements.txt. A robot installs only
+# the runtime (README, "Installing on a robot").
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

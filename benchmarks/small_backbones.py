@@ -4,7 +4,7 @@ Each candidate is built with seeded random weights (speed does not depend on the
 exported to ONNX at its input size, and timed end to end on 640 x 480 RGB frames
 (pre-processing, network, post-processing) with ONNX Runtime on all cores. Prints a markdown table.
 
-    .venv/bin/python benchmarks/small_backbones.py [--repeats 20]
+    .venv/bin/python benchmarks/small_backbones.py [--repeats 20] [--preset tiny]
 """
 
 from __future__ import annotations
@@ -69,16 +69,19 @@ def measure(config: ZoeDepthConfig, directory: Path, repeats: int) -> dict[str, 
             'fps': 1.0 / statistics.median(totals)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=20)
-    args = parser.parse_args()
+    parser.add_argument('--preset', action='append', default=None,
+                        help='measure this preset instead of the candidates (repeatable)')
+    args = parser.parse_args(argv)
+    candidates = [get_preset(name) for name in args.preset] if args.preset else CANDIDATES
     print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; '
           f'ONNX Runtime on all cores; 640x480 frames end to end\n')
     print('| candidate | parameters (M) | network p50 (ms) | end-to-end p50 (ms) | frames/s |')
     print('|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as directory:
-        for config in CANDIDATES:
+        for config in candidates:
             result = measure(config, Path(directory), args.repeats)
             print(f'| {config.name} | {result["parameters_m"]:.1f} | '
                   f'{result["network_p50_ms"]:.1f} | {result["p50_ms"]:.1f} | '

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 import signal
 import subprocess
@@ -67,18 +66,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     output = args.output
     output.mkdir(parents=True, exist_ok=True)
-    from depth_estimation.ros.demo import ensure_model, node_executable, ros_environment
+    from depth_estimation.tools.demo.model import random_model
+    from depth_estimation.tools.processes import executable, ros_environment
 
-    model_path = args.model or ensure_model(output)
+    model_path = args.model or random_model(output)
     environment = ros_environment()  # loopback DDS profile and a domain id, also for us
-    environment['ROS_DOMAIN_ID'] = os.environ['ROS_DOMAIN_ID'] = str(101 + os.getpid() % 100)
-    command = [node_executable(), '--ros-args', '-p', f'model_path:={Path(model_path).resolve()}',
+    command = [executable('depth_estimation_node'), '--ros-args',
+               '-p', f'model_path:={Path(model_path).resolve()}',
                '-p', f'num_threads:={args.num_threads}', '-p', 'diagnostics_period:=0.5',
                '-p', 'publisher_depth:=10']
     node = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        result = drive(args, node)
+        result = drive(args, node, environment)
     finally:
         if node.poll() is None:
             node.send_signal(signal.SIGINT)
@@ -97,58 +97,99 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-def drive(args: argparse.Namespace, node_process: subprocess.Popen) -> Optional[dict[str, Any]]:
+def drive(args: argparse.Namespace, node_process: subprocess.Popen,
+          environment: dict[str, str]) -> Optional[dict[str, Any]]:
+    """Publish the frames to the node in `node_process` and measure its answers."""
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from diagnostic_msgs.msg import DiagnosticArray
-    from sensor_msgs.msg import CameraInfo, Image
 
-    from depth_estimation.ros.conversions import camera_info_from_dict, rgb_to_image
-    from depth_estimation.samples import load_samples
+    from depth_estimation.tools.processes import applied_environment
 
-    frames = [(rgb_to_image(s.rgb), camera_info_from_dict(s.camera_info))
-              for s in load_samples()]
     context = Context()
-    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    driver = rclpy.create_node('depth_estimation_soak', context=context)
-    image_publisher = driver.create_publisher(Image, 'image', qos_profile_sensor_data)
-    info_publisher = driver.create_publisher(CameraInfo, 'camera_info', qos_profile_sensor_data)
-    sent_at: dict[tuple[int, int], float] = {}
-    answers: list[tuple[float, float]] = []  # (receive time, latency) seconds
-    diagnostics: list[dict[str, str]] = []
-
-    def on_depth(message: Image) -> None:
-        now = time.perf_counter()
-        sent = sent_at.pop((message.header.stamp.sec, message.header.stamp.nanosec), None)
-        if sent is not None:
-            answers.append((now, now - sent))
-
-    def on_diagnostics(message: DiagnosticArray) -> None:
-        for status in message.status:
-            if status.name.endswith(': depth'):
-                diagnostics.append({v.key: v.value for v in status.values})
-
-    driver.create_subscription(Image, 'depth/image', on_depth, 10)
-    driver.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(driver)
-
-    def spin_until(predicate: Any, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline or node_process.poll() is not None:
-                return False
-            executor.spin_once(timeout_sec=0.005)
-        return True
-
+    # The node's DDS profile and domain, here too; Fast DDS reads the profile when this process's
+    # participant is made, with its first node.
+    with applied_environment(environment):
+        rclpy.init(context=context, domain_id=int(environment['ROS_DOMAIN_ID']),
+                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        soak = SoakDriver(context, node_process)
     try:
-        if not spin_until(lambda: image_publisher.get_subscription_count() > 0
-                          and driver.count_publishers('depth/image') > 0, args.timeout):
+        if not soak.spin_until(soak.node_is_up, args.timeout):
             print('error: the node did not come up', file=sys.stderr)
             return None
-        pid = node_process.pid
+        return soak.run(args)
+    finally:
+        soak.close()
+        rclpy.try_shutdown(context=context)
+        context.destroy()
+
+
+class SoakDriver:
+    """This process's node, which drives the soak.
+
+    It publishes the sample frames, times the depth answers and keeps the node's diagnostics.
+    """
+
+    def __init__(self, context: Any, node_process: subprocess.Popen) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import qos_profile_sensor_data
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from depth_estimation.ros.conversions import camera_info_from_dict, rgb_to_image
+        from depth_estimation.samples import load_samples
+
+        self.node_process = node_process
+        self.frames = [(rgb_to_image(s.rgb), camera_info_from_dict(s.camera_info))
+                       for s in load_samples()]
+        self.driver = rclpy.create_node('depth_estimation_soak', context=context)
+        self.image_publisher = self.driver.create_publisher(Image, 'image',
+                                                            qos_profile_sensor_data)
+        self.info_publisher = self.driver.create_publisher(CameraInfo, 'camera_info',
+                                                           qos_profile_sensor_data)
+        self.sent_at: dict[tuple[int, int], float] = {}
+        self.answers: list[tuple[float, float]] = []  # (receive time, latency) seconds
+        self.diagnostics: list[dict[str, str]] = []
+        self.driver.create_subscription(Image, 'depth/image', self._on_depth, 10)
+        self.driver.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                                        10)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.driver)
+
+    def _on_depth(self, message: Any) -> None:
+        now = time.perf_counter()
+        sent = self.sent_at.pop((message.header.stamp.sec, message.header.stamp.nanosec), None)
+        if sent is not None:
+            self.answers.append((now, now - sent))
+
+    def _on_diagnostics(self, message: Any) -> None:
+        for status in message.status:
+            if status.name.endswith(': depth'):
+                self.diagnostics.append({v.key: v.value for v in status.values})
+
+    def node_is_up(self) -> bool:
+        return self.image_publisher.get_subscription_count() > 0 and \
+            self.driver.count_publishers('depth/image') > 0
+
+    def spin_until(self, predicate: Any, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline or self.node_process.poll() is not None:
+                return False
+            self.executor.spin_once(timeout_sec=0.005)
+        return True
+
+    def publish(self, index: int) -> None:
+        image, info = self.frames[index % len(self.frames)]
+        stamp = self.driver.get_clock().now().to_msg()
+        image.header.stamp = info.header.stamp = stamp
+        image.header.frame_id = info.header.frame_id = 'camera_color_optical_frame'
+        self.info_publisher.publish(info)
+        self.sent_at[(stamp.sec, stamp.nanosec)] = time.perf_counter()
+        self.image_publisher.publish(image)
+
+    def run(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Send `args.frames` frames; sample the node's memory; wait for the last answers."""
         memory: list[tuple[float, int]] = []  # (seconds since start, bytes)
         warm_up_frames = int(args.frames * args.warm_up)
         warm_up_time: Optional[float] = None
@@ -156,51 +197,45 @@ def drive(args: argparse.Namespace, node_process: subprocess.Popen) -> Optional[
         next_sample = start
         period = 1.0 / args.rate if args.rate > 0 else 0.0
         for index in range(args.frames):
-            image, info = frames[index % len(frames)]
-            stamp = driver.get_clock().now().to_msg()
-            image.header.stamp = info.header.stamp = stamp
-            image.header.frame_id = info.header.frame_id = 'camera_color_optical_frame'
-            info_publisher.publish(info)
-            sent_at[(stamp.sec, stamp.nanosec)] = time.perf_counter()
-            image_publisher.publish(image)
+            self.publish(index)
             if args.closed_loop:
-                answered = len(answers)
-                spin_until(lambda: len(answers) > answered, args.timeout)
-            executor.spin_once(timeout_sec=0)
+                answered = len(self.answers)
+                self.spin_until(lambda: len(self.answers) > answered, args.timeout)
+            self.executor.spin_once(timeout_sec=0)
             now = time.perf_counter()
             if index == warm_up_frames:
                 warm_up_time = now - start
             if now >= next_sample:
-                rss = read_rss_bytes(pid)
+                rss = read_rss_bytes(self.node_process.pid)
                 if rss is not None:
                     memory.append((now - start, rss))
                 next_sample = now + 0.25
-                if len(sent_at) > 1000:  # forget frames the node dropped
-                    for key in sorted(sent_at)[:-100]:
-                        sent_at.pop(key)
+                if len(self.sent_at) > 1000:  # forget frames the node dropped
+                    for key in sorted(self.sent_at)[:-100]:
+                        self.sent_at.pop(key)
             if period:
                 delay = start + (index + 1) * period - time.perf_counter()
                 if delay > 0:
-                    spin_until(lambda: False, delay)
+                    self.spin_until(lambda: False, delay)
         sending = time.perf_counter() - start
-        last = frames[(args.frames - 1) % len(frames)][0].header.stamp
-        spin_until(lambda: (last.sec, last.nanosec) not in sent_at, args.timeout)
-        spin_until(lambda: False, 1.5)  # one more diagnostics message
+        last = self.frames[(args.frames - 1) % len(self.frames)][0].header.stamp
+        self.spin_until(lambda: (last.sec, last.nanosec) not in self.sent_at, args.timeout)
+        self.spin_until(lambda: False, 1.5)  # one more diagnostics message
         elapsed = time.perf_counter() - start
-        rss = read_rss_bytes(pid)
+        rss = read_rss_bytes(self.node_process.pid)
         if rss is not None:
             memory.append((elapsed, rss))
+        image = self.frames[0][0]
         return {'frames_sent': args.frames, 'sending_s': sending, 'elapsed_s': elapsed,
-                'answers': answers, 'start': start, 'memory': memory,
+                'answers': self.answers, 'start': start, 'memory': memory,
                 'warm_up_s': warm_up_time if warm_up_time is not None else 0.0,
-                'diagnostics': diagnostics[-1] if diagnostics else {},
-                'image_size': f'{frames[0][0].width}x{frames[0][0].height}',
+                'diagnostics': self.diagnostics[-1] if self.diagnostics else {},
+                'image_size': f'{image.height}x{image.width}',
                 'closed_loop': args.closed_loop, 'rate': args.rate}
-    finally:
-        executor.shutdown()
-        driver.destroy_node()
-        rclpy.try_shutdown(context=context)
-        context.destroy()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.driver.destroy_node()
 
 
 def report(result: dict[str, Any], output: Path) -> None:

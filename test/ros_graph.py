@@ -11,12 +11,12 @@ from contextlib import contextmanager
 import os
 import signal
 import subprocess
-from pathlib import Path
 import time
 from typing import Callable, Iterator, Optional
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FASTDDS_PROFILE = REPO_ROOT / 'config' / 'fastdds_loopback.xml'
+from depth_estimation.tools.processes import loopback_dds_profile
+
+FASTDDS_PROFILE = loopback_dds_profile()
 DOMAIN_ID = 1 + os.getpid() % 100  # 1..100, one per test session
 
 os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(FASTDDS_PROFILE)

@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from depth_estimation.benchmark import (BackendSpec, measure_backend, onnx_flops, stage_stats,
-                                        to_markdown, torch_model_flops)
+from depth_estimation.tools.benchmark import (BackendSpec, measure_backend, onnx_flops,
+                                              stage_stats, to_markdown, torch_model_flops)
 
 
 def test_backend_specs_parse_and_reject_unknown_options() -> None:
@@ -44,7 +44,7 @@ def test_onnx_flop_count_agrees_with_torch_flop_counter(tiny_onnx, tiny_model) -
 
 
 def test_benchmark_command_writes_json_and_markdown(tiny_onnx, tmp_path, capsys) -> None:
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
 
     output = tmp_path / 'report' / 'tiny'
     assert main(['benchmark', '--model', str(tiny_onnx), '--frames', '3', '--warmup', '1',
@@ -72,7 +72,7 @@ def test_benchmark_command_writes_json_and_markdown(tiny_onnx, tmp_path, capsys)
 
 
 def test_torch_row_and_the_speed_targets(tiny_model, tiny_onnx) -> None:
-    from depth_estimation.benchmark import _targets, describe_machine, gemm_ceiling
+    from depth_estimation.tools.benchmark import _targets, describe_machine, gemm_ceiling
 
     rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
     results = []
@@ -96,7 +96,7 @@ def test_torch_row_and_the_speed_targets(tiny_model, tiny_onnx) -> None:
 
 
 def test_torch_backends_need_the_pytorch_model(tiny_onnx, tmp_path) -> None:
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
 
     assert main(['benchmark', '--model', str(tiny_onnx), '--backends', 'torch',
                  '--output', str(tmp_path / 'x')]) == 2

@@ -12,7 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from depth_estimation.ros.demo import DemoStatistics, ERROR_BINS, shipped_demo_model, Source
+from depth_estimation.tools.demo.accuracy import DemoStatistics, ERROR_BINS
+from depth_estimation.tools.demo.model import shipped_demo_model
+from depth_estimation.tools.demo.sources import Source
 
 CLI = Path(sys.executable).parent / 'depth-estimation'
 

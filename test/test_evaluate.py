@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from depth_estimation.cli import main
+from depth_estimation.tools.cli import main
 from depth_estimation.evaluation.metrics import METRIC_KEYS, compute_metrics
 
 HEIGHT, WIDTH = 48, 64  # the tiny model's 96x128 input has the same aspect: no letterbox padding

@@ -72,7 +72,7 @@ def test_failed_parity_removes_the_artifact(tiny_model, tmp_path) -> None:
 
 
 def test_export_command_refuses_an_untrained_preset_without_the_flag(tmp_path, capsys) -> None:
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
 
     assert main(['export', '--preset', 'tiny', '-o', str(tmp_path / 'x.onnx')]) == 2
     assert '--random-weights' in capsys.readouterr().err
@@ -80,7 +80,7 @@ def test_export_command_refuses_an_untrained_preset_without_the_flag(tmp_path, c
 
 
 def test_export_command_writes_model_and_metadata(tmp_path, capsys) -> None:
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
 
     output = tmp_path / 'cli' / 'tiny.onnx'
     assert main(['export', '--preset', 'tiny', '--random-weights', '--seed', '3',
@@ -234,7 +234,7 @@ def test_failed_fp16_parity_removes_the_variant(simplified_onnx, tiny_model, tmp
 
 
 def test_export_command_writes_the_fp16_variant(tmp_path, capsys) -> None:
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
 
     output = tmp_path / 'cli16' / 'tiny.onnx'
     assert main(['export', '--preset', 'tiny', '--random-weights', '--input-size', '64x96',
@@ -314,7 +314,7 @@ def test_export_command_confidence_flip_fp16_and_training_camera(tmp_path, capsy
     the graph, as the PyTorch backend averages them, and the FP16 variant keeps both outputs."""
     import cv2
 
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
     from depth_estimation.inference import open_backend
     from depth_estimation.inference.torch_backend import TorchBackend
     from depth_estimation.model import get_preset
@@ -355,7 +355,7 @@ def test_export_command_confidence_flip_fp16_and_training_camera(tmp_path, capsy
 ])
 def test_export_command_refuses_bad_confidence_options(tmp_path, capsys, arguments,
                                                        message) -> None:
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
 
     output = tmp_path / 'refused.onnx'
     assert main(['export', '--preset', 'tiny', '--random-weights', '-o', str(output),

@@ -22,8 +22,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_estimation.ros.conversions import image_to_depth, image_to_rgb
 from depth_estimation.ros.node import DepthEstimationNode
-from depth_estimation.ros.player import (BagSource, choose_topics, FolderSource, open_source,
-                                         play, PlayerError, SourceFrame, VideoSource)
+from depth_estimation.tools.player import (BagSource, choose_topics, FolderSource, open_source,
+                                           play, PlayerError, SourceFrame, VideoSource)
 
 pytestmark = pytest.mark.ros
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_estimation.cli import main
+from depth_estimation.tools.cli import main
 from depth_estimation.geometry import Intrinsics
 from depth_estimation.io import (depth_to_mm, intrinsics_from_fov, read_depth_png_mm,
                                  read_intrinsics_file, read_ply, write_depth_png_mm, write_ply)

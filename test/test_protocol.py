@@ -70,7 +70,7 @@ def test_flip_averaged_export_matches_pytorch(tiny_model, tmp_path) -> None:
     import onnxruntime
 
     from depth_estimation.artifacts import read_metadata
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
 
     output = tmp_path / 'flip.onnx'
     assert main(['export', '--preset', 'tiny', '--random-weights', '--flip-average',

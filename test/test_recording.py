@@ -26,7 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_estimation.ros.conversions import image_to_depth
 from depth_estimation.ros.node import DepthEstimationNode
-from depth_estimation.ros.recorder import McapRecorder
+from depth_estimation.tools.recorder import McapRecorder
 
 pytestmark = pytest.mark.ros
 

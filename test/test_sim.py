@@ -160,7 +160,7 @@ def test_dataset_round_trip_through_folder_dataset(tmp_path: Path) -> None:
     from depth_estimation.sim.scenes import scene_frames
 
     root = write_dataset(tmp_path / 'sim', scenes=3, frames_per_scene=2, seed=4,
-                         render_size=(160, 120), store_size=(128, 96), progress=False)
+                         render_size=(120, 160), store_size=(96, 128), progress=False)
     assert (root / 'preview.png').is_file()
     expected_intrinsics = SMALL.intrinsics().scaled(128, 96)
     names = {}

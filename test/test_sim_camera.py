@@ -20,7 +20,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from depth_estimation.ros.conversions import image_to_depth, image_to_rgb  # noqa: E402
-from depth_estimation.ros.sim_camera import SimCameraNode  # noqa: E402
+from depth_estimation.tools.sim_camera import SimCameraNode  # noqa: E402
 from depth_estimation.sim.camera import CameraModel  # noqa: E402
 from depth_estimation.sim.scenes import scene_frames  # noqa: E402
 

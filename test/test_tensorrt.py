@@ -196,7 +196,7 @@ def test_build_checks_everything_it_can_before_tensorrt(tiny_onnx, tmp_path) -> 
 
 def test_build_engine_command_without_tensorrt_fails_cleanly(tiny_onnx, tmp_path,
                                                              capsys) -> None:
-    from depth_estimation.cli import main
+    from depth_estimation.tools.cli import main
 
     if not _tensorrt_missing():
         pytest.skip('real TensorRT is installed here')

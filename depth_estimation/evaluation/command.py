@@ -78,32 +78,6 @@ def parse_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-class _Progress:
-    """tqdm when installed, else predict's one-line bar."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            from depth_estimation.predict import SimpleProgress
-
-            self._bar: Any = SimpleProgress(total, enabled=enabled)
-            self._write = self._bar.write
-        else:
-            self._bar = tqdm(total=total, unit='sample', desc='evaluate', disable=not enabled,
-                             file=sys.stderr, dynamic_ncols=True)
-            self._write = lambda message: tqdm.write(message, file=sys.stderr)
-
-    def update(self, count: int = 1) -> None:
-        self._bar.update(count)
-
-    def write(self, message: str) -> None:
-        self._write(message)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
 def open_model(model: Path, backend: str, threads: int, protocol: str,
                device: str) -> Any:
     """The inference backend for a checkpoint or an exported model (inference.open_backend)."""
@@ -144,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
     print(f'evaluate: {dataset!r}: {count} sample(s); crop {protocol.crop or "none"}, depth '
           f'{protocol.min_depth:g}..{protocol.max_depth:g} m, flip '
           f'{"on" if protocol.flip else "off"}', file=sys.stderr)
-    progress = _Progress(count, enabled=not args.no_progress)
+    from depth_estimation.progress import Progress
+
+    progress = Progress(count, 'sample', 'evaluate', enabled=not args.no_progress)
     try:
         with open_model(args.model, args.backend, args.threads, args.protocol,
                         args.device) as backend:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from depth_estimation.sizes import size_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='allow exporting a preset with seeded random (untrained) weights')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
     parser.add_argument('--output', '-o', type=Path, required=True, help='the .onnx file to write')
-    parser.add_argument('--input-size', help='network input HxW (multiples of 32), default: the '
-                        "model's own, e.g. 384x512")
+    parser.add_argument('--input-size', type=size_argument(32),
+                        help="network input HxW (multiples of 32), default: the model's own, "
+                             'e.g. 384x512')
     parser.add_argument('--check-image', type=Path, action='append', default=[],
                         help='real image for the parity check (repeatable); '
                         'default: the shipped samples')
@@ -57,16 +60,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='max relative error of the FP16 variant against FP32 PyTorch '
                              '(default 1e-2)')
     parser.set_defaults(handler=run)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise ValueError(f'input size {text!r} is not HxW, e.g. 384x512') from None
-    if height <= 0 or width <= 0 or height % 32 or width % 32:
-        raise ValueError(f'input size {text!r} must be positive multiples of 32')
-    return height, width
 
 
 def parse_training_camera(text: str) -> dict:
@@ -113,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         model = randomize_weights(build_model(get_preset(args.preset)), args.seed)
         source = {'preset': args.preset, 'weights': f'random (seed {args.seed}), untrained'}
     if args.input_size:
-        height, width = parse_size(args.input_size)
+        height, width = args.input_size
         model.config = model.config.replace(input_height=height, input_width=width)
     if args.confidence_method is not None and not args.confidence:
         raise ValueError('--confidence-method needs --confidence')

@@ -15,8 +15,8 @@ Methods (all map to [0, 1], 1 = sure):
 - 'entropy':  1 - H(p) / log(n).
 - 'max_prob': max_i p_i.
 
-The default, 'spread', was chosen on held-out real frames (benchmarks/beyond_confidence.py,
-docs/beyond.md): it ranked the errors left after scale alignment best and had the lowest
+The default, 'spread', was chosen on held-out real frames (benchmarks/confidence.py,
+docs/refinement.md): it ranked the errors left after scale alignment best and had the lowest
 sparsification error of the two spread methods, within 0.02 of 'log_spread' on absolute errors.
 
 `DepthWithConfidence(model)` wraps a `ZoeDepth` into an export-shaped module returning
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 METHODS = ('spread', 'log_spread', 'mass', 'entropy', 'max_prob')
-DEFAULT_METHOD = 'spread'  # measured choice: see the module docstring and docs/beyond.md
+DEFAULT_METHOD = 'spread'  # measured choice: see the module docstring and docs/refinement.md
 DEFAULT_TOLERANCE = 0.1  # 'mass': +-10 % of the predicted depth
 OUTPUT_NAMES = ('depth', 'confidence')
 _EPS = 1e-6  # metres / probability floor: keeps logs and ratios finite

@@ -8,5 +8,5 @@
 - `scenes`: frames of a room (`scene_frames`) and an endless camera (`SimulatedCamera`).
 - `dataset`: writes frames in the plain RGB-D folder format (`depth-estimation simulate`).
 
-`depth_estimation.ros.sim_camera` publishes the stream on ROS topics.
+`depth_estimation.tools.sim_camera` publishes the stream on ROS topics.
 """

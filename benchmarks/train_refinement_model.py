@@ -1,16 +1,16 @@
-"""Train a small ZoeDepth briefly on real 7-Scenes frames, for the beyond-the-peers measurements.
+"""Train a small ZoeDepth briefly on real 7-Scenes frames, for the refinement measurements.
 
 No pretrained weights can be used here, and confidence, anchoring, focal compensation and the
 temporal filter only mean something on a model whose errors are real. This is a minimal loop
 (the full trainer lives in training/): the `tiny` preset (or any preset), 7-Scenes redkitchen
-frames 0..418 for training, 440..598 held out (benchmarks/beyond_data.py), SILog loss as in
+frames 0..418 for training, 440..598 held out (benchmarks/refinement_data.py), SILog loss as in
 ZoeDepth (beta 0.15), AdamW with a cosine schedule, horizontal flips and colour jitter (no
 crops or zooms: the camera's focal length at the network input stays that of 7-Scenes, which
 the focal-length experiment relies on).
 
-    .venv/bin/python benchmarks/beyond_train.py --preset tiny --steps 600 --minutes 60
+    .venv/bin/python benchmarks/train_refinement_model.py --preset tiny --steps 600 --minutes 60
 
-Writes outputs/beyond/tiny_7scenes.pt (our checkpoint format) and train_log.json.
+Writes outputs/refinement/tiny_7scenes.pt (our checkpoint format) and train_log.json.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from beyond_data import (MODEL_PATH, OUTPUT_DIR, TRAIN_LAST_FRAME,  # noqa: E402
-                         evaluation_mask, rel, sevenscenes_frames)
+from refinement_data import (MODEL_PATH, OUTPUT_DIR, TRAIN_LAST_FRAME,  # noqa: E402
+                             evaluation_mask, rel, sevenscenes_frames)
 
 
 def silog_loss(pred, target, mask, beta: float = 0.15):  # noqa: ANN001, ANN201 - tensors
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         entry = {'step': step + 1, 'loss': loss.item(), 'seconds': round(elapsed, 1),
                  'lr': optimizer.param_groups[0]['lr']}
         if (step + 1) % 50 == 0 or step + 1 == args.steps:
-            entry['held_out_rel'] = validate(model, preprocessor, held_out)
+            entry['held_out_rel'] = validate(model, held_out)
             save_checkpoint(args.output, model.eval(),
                             extra=_extra(args, previous_steps + step + 1))
             model.train()
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             break
 
     model.eval()
-    log['final_held_out_rel'] = validate(model, preprocessor, held_out)
+    log['final_held_out_rel'] = validate(model, held_out)
     save_checkpoint(args.output, model, extra=_extra(args, previous_steps + step + 1))
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUTPUT_DIR / 'train_log.json').write_text(json.dumps(log, indent=1))
@@ -153,21 +153,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _extra(args: argparse.Namespace, steps: int) -> dict:
-    return {'trained_by': 'benchmarks/beyond_train.py', 'steps': steps,
+    return {'trained_by': 'benchmarks/train_refinement_model.py', 'steps': steps,
             'data': f'7-Scenes redkitchen frames 0..{TRAIN_LAST_FRAME} (every 2nd)',
             'training_camera': {'fx': 585.0, 'fy': 585.0, 'width': 640, 'height': 480}}
 
 
-def validate(model, preprocessor, frames) -> float:  # noqa: ANN001 - torch model, Preprocessor
-    import torch
+def validate(model, frames) -> float:  # noqa: ANN001 - a ZoeDepth model in training
+    """Mean REL of `model` on `frames` through the runtime's PyTorch backend."""
+    from depth_estimation.inference.torch_backend import TorchBackend
 
-    model.eval()
-    errors = []
-    with torch.no_grad():
-        for frame in frames:
-            tensor, box = preprocessor.prepare(frame.rgb)
-            depth = preprocessor.restore(model(torch.from_numpy(tensor)).numpy(), box)
-            errors.append(rel(depth, frame.depth, evaluation_mask(frame)))
+    backend = TorchBackend(model)  # puts the model in eval mode
+    errors = [rel(backend.infer(frame.rgb), frame.depth, evaluation_mask(frame))
+              for frame in frames]
     model.train()
     return float(np.mean(errors))
 

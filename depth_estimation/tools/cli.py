@@ -1,9 +1,8 @@
 """`depth-estimation` command line: one subcommand per module, each registering itself.
 
 A command module defines `register(subparsers)`, which adds its parser and sets
-`handler=function(args)`
-that returns an exit code. Modules are imported only to build the parser; heavy imports live in
-handlers.
+`handler=function(args)` that returns an exit code. Modules are imported only to build the
+parser; heavy imports live in handlers.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ COMMAND_MODULES = (
     'depth_estimation.evaluation.command',
     'depth_estimation.export.command',
     'depth_estimation.export.build_engine_command',
-    'depth_estimation.benchmark',
+    'depth_estimation.tools.benchmark',
     'depth_estimation.model.convert',
-    'depth_estimation.predict',
-    'depth_estimation.ros.demo',
+    'depth_estimation.tools.predict',
+    'depth_estimation.tools.demo.command',
     'depth_estimation.sim.dataset',
 )
 

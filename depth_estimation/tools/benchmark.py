@@ -34,6 +34,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from depth_estimation.sizes import size_argument
+
 DEFAULT_BACKENDS = ('onnxruntime', 'torch')
 PERCENTILES = (50, 90, 99)
 
@@ -111,9 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='backend specs (default: onnxruntime torch); see the module doc')
     parser.add_argument('--frames', type=int, default=30, help='timed frames per backend')
     parser.add_argument('--warmup', type=int, default=3, help='untimed frames first')
-    parser.add_argument('--input-size', default='480x640',
+    parser.add_argument('--input-size', type=size_argument(), default=(480, 640),
                         help='camera frame HxW fed to infer (default 480x640)')
-    parser.add_argument('--network-size', default=None,
+    parser.add_argument('--network-size', type=size_argument(32), default=None,
                         help='network input HxW (multiples of 32); default: the model\'s own')
     parser.add_argument('--threads', type=int, default=0,
                         help='CPU threads of every backend and of the GEMM ceiling (default: '
@@ -126,33 +128,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_estimation.export.command import parse_size
-
     if args.frames < 1 or args.warmup < 0:
         raise ValueError('--frames must be >= 1 and --warmup >= 0')
-    frame_size = _parse_frame_size(args.input_size)
     specs = [BackendSpec.parse(text) for text in args.backends]
     threads = args.threads or os.cpu_count() or 1
-    network_size = parse_size(args.network_size) if args.network_size else None
     with tempfile.TemporaryDirectory(prefix='benchmark_') as directory:
         report = run_benchmark(specs, preset=args.preset, model_path=args.model,
-                               frames=args.frames, warmup=args.warmup, frame_size=frame_size,
-                               network_size=network_size, threads=threads,
-                               workdir=Path(directory), profile_ops=args.profile_ops)
+                               frames=args.frames, warmup=args.warmup,
+                               frame_size=args.input_size, network_size=args.network_size,
+                               threads=threads, workdir=Path(directory),
+                               profile_ops=args.profile_ops)
     json_path, markdown_path = write_report(report, args.output)
     print(markdown_path.read_text())
     print(f'wrote {json_path} and {markdown_path}')
     return 0
-
-
-def _parse_frame_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise ValueError(f'--input-size {text!r} is not HxW, e.g. 480x640') from None
-    if height < 1 or width < 1:
-        raise ValueError(f'--input-size {text!r} must be positive')
-    return height, width
 
 
 def run_benchmark(specs: Sequence[BackendSpec], *, preset: Optional[str] = None,

@@ -2,7 +2,7 @@
 
 For every held-out frame with ground truth (7-Scenes redkitchen 440..598, the 3 NYU v2 test
 frames, the TUM desk frame, the RealSense D435 frame), the demo model
-(benchmarks/beyond_train.py) predicts depth and the confidence of each method in
+(benchmarks/train_refinement_model.py) predicts depth and the confidence of each method in
 depth_estimation.model.confidence; then, over the valid ground-truth pixels of the evaluation
 crop:
 - Spearman rho(confidence, |error|), rho(confidence, |error| / depth) and rho(confidence,
@@ -16,9 +16,9 @@ crop:
 - sparsification: REL of the pixels kept when the least confident are dropped (10 %, 20 %, ...),
   against the oracle order (by true error) and the area between them (AUSE, lower is better).
 
-    .venv/bin/python benchmarks/beyond_confidence.py
+    .venv/bin/python benchmarks/confidence.py
 
-Prints a table and writes outputs/beyond/confidence.json, confidence_sparsification.png and
+Prints a table and writes outputs/refinement/confidence.json, confidence_sparsification.png and
 confidence_example.png.
 """
 
@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from beyond_data import (Frame, describe_model, evaluation_mask, nyu_frames,  # noqa: E402
-                         pyplot, realsense_frame, save_figure, sevenscenes_frames,
-                         shared_model, spearman, tum_frame, write_json)
+from refinement_data import (Frame, describe_model, evaluation_mask, nyu_frames,  # noqa: E402
+                             pyplot, realsense_frame, save_figure, sevenscenes_frames,
+                             shared_model, spearman, tum_frame, write_json)
 
 KEEP = np.linspace(1.0, 0.1, 10)  # fractions of pixels kept in the sparsification curve
 

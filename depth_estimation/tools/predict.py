@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, TextIO, Union
+from typing import Any, Iterator, Optional, Union
 
 IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm',
                             '.pnm', '.webp', '.jp2'})
@@ -189,70 +189,6 @@ def iter_frames(files: list[Path], stride: int) -> Iterator[Union[Frame, Skipped
                             rgb, from_video=True)
 
 
-# --- progress ------------------------------------------------------------------------------------
-
-class SimpleProgress:
-    """A one-line text progress bar on a terminal (silent otherwise), for when tqdm is absent."""
-
-    def __init__(self, total: Optional[int], stream: TextIO = sys.stderr,
-                 enabled: bool = True) -> None:
-        self.total, self.count, self.stream = total, 0, stream
-        self.enabled = enabled and stream.isatty()
-        self.start = time.perf_counter()
-
-    def update(self, count: int = 1) -> None:
-        self.count += count
-        if not self.enabled:
-            return
-        rate = (time.perf_counter() - self.start) / max(1, self.count)
-        if self.total:
-            done = min(1.0, self.count / self.total)
-            bar = '#' * int(done * 30)
-            text = f'[{bar:<30}] {self.count}/{self.total} frames'
-        else:
-            text = f'{self.count} frames'
-        self.stream.write(f'\rpredict {text}, {rate:.2f} s/frame ')
-        self.stream.flush()
-
-    def write(self, message: str) -> None:
-        if self.enabled:
-            self.stream.write('\r\033[K')
-        print(message, file=self.stream)
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write('\n')
-            self.stream.flush()
-
-
-class TqdmProgress:
-    """tqdm behind the SimpleProgress interface."""
-
-    def __init__(self, total: Optional[int], enabled: bool = True) -> None:
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self.bar = tqdm(total=total, unit='frame', desc='predict', disable=not enabled,
-                        file=sys.stderr, dynamic_ncols=True)
-
-    def update(self, count: int = 1) -> None:
-        self.bar.update(count)
-
-    def write(self, message: str) -> None:
-        self._tqdm.write(message, file=sys.stderr)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def make_progress(total: Optional[int], enabled: bool) -> Union[TqdmProgress, SimpleProgress]:
-    """tqdm when it is installed, else SimpleProgress."""
-    try:
-        return TqdmProgress(total, enabled)
-    except ImportError:
-        return SimpleProgress(total, enabled=enabled)
-
-
 # --- options -------------------------------------------------------------------------------------
 
 def parse_outputs(text: str) -> tuple[str, ...]:
@@ -368,9 +304,22 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
     return written, note
 
 
+def expected_frames(files: list[Path], stride: int) -> int:
+    """Frames the inputs will give: one per image, every `stride`-th of a video (0 if unknown)."""
+    total = 0
+    for path in files:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            count = video_frame_count(path)
+            total += math.ceil(count / stride) if count else 0
+        else:
+            total += 1
+    return total
+
+
 def run(args: argparse.Namespace) -> int:
     from depth_estimation.inference import open_backend
     from depth_estimation.io import read_intrinsics_file
+    from depth_estimation.progress import Progress
     from depth_estimation.visualize import colormap_lut
 
     kinds = parse_outputs(args.outputs)
@@ -392,19 +341,13 @@ def run(args: argparse.Namespace) -> int:
         kinds = tuple(k for k in kinds if k != 'ply')
 
     files, skipped = collect_files(list(args.inputs))
-    total = 0
-    for path in files:
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            count = video_frame_count(path)
-            total += math.ceil(count / args.stride) if count else 0
-        else:
-            total += 1
+    total = expected_frames(files, args.stride)
     output = args.output
     output.mkdir(parents=True, exist_ok=True)
 
     frames = images = 0
     inference_seconds = 0.0
-    progress = make_progress(total or None, enabled=not args.no_progress)
+    progress = Progress(total or None, 'frame', 'predict', enabled=not args.no_progress)
     for message in (f'predict: skipped {s.source}: {s.reason}' for s in skipped):
         progress.write(message)
     opened = start = time.perf_counter()

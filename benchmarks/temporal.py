@@ -14,9 +14,9 @@ frame-to-frame change of the output depth (valid pixels of both frames).
    without, and the camera motion per frame from the poses.
 4. Latency of `TemporalFilter.update` on 640 x 480 float32 depth (median of 200 calls).
 
-    .venv/bin/python benchmarks/beyond_temporal.py
+    .venv/bin/python benchmarks/temporal.py
 
-Prints tables and writes outputs/beyond/temporal.json and temporal.png.
+Prints tables and writes outputs/refinement/temporal.json and temporal.png.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from beyond_data import (Frame, describe_model, evaluation_mask, pyplot, rel,  # noqa: E402
-                         save_figure, sevenscenes_frames, shared_model, write_json)
+from refinement_data import (Frame, describe_model, evaluation_mask, pyplot, rel,  # noqa: E402
+                             save_figure, sevenscenes_frames, shared_model, write_json)
 
 from depth_estimation.pipeline.temporal import TemporalFilter  # noqa: E402
 

@@ -1,6 +1,7 @@
 """Focal-length compensation: REL with and without, for cameras unlike the training camera.
 
-The demo model was trained on 7-Scenes only (fx = 585 at 640 x 480; benchmarks/beyond_train.py).
+The demo model was trained on 7-Scenes only (fx = 585 at 640 x 480;
+benchmarks/train_refinement_model.py).
 Two measurements:
 1. Zoom on held-out 7-Scenes frames (same scene and sensor, so only the focal length changes):
    crop the centre 1/k of image and ground truth and resize back to 640 x 480, which is the
@@ -13,9 +14,9 @@ Two measurements:
    These also change the scene, so the domain gap of a model trained on one kitchen dominates;
    the table says so.
 
-    .venv/bin/python benchmarks/beyond_focal.py
+    .venv/bin/python benchmarks/focal.py
 
-Prints tables and writes outputs/beyond/focal.json and focal_zoom.png.
+Prints tables and writes outputs/refinement/focal.json and focal_zoom.png.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from beyond_data import (Frame, describe_model, evaluation_mask, kitti_frames,  # noqa: E402
-                         nyu_frames, pyplot, realsense_frame, rel, save_figure,
-                         sevenscenes_frames, shared_model, tum_frame, write_json)
+from refinement_data import (Frame, describe_model, evaluation_mask, kitti_frames,  # noqa: E402
+                             nyu_frames, pyplot, realsense_frame, rel, save_figure,
+                             sevenscenes_frames, shared_model, tum_frame, write_json)
 
 from depth_estimation.pipeline.focal import TRAINING_CAMERAS, focal_scale  # noqa: E402
 from depth_estimation.geometry import Intrinsics  # noqa: E402

@@ -1,7 +1,7 @@
-"""Real RGB-D frames from ../shared/data and model helpers for the benchmarks/beyond*.py scripts.
+"""Real RGB-D frames from ../shared/data and model helpers for the refinement benchmarks.
 
 The shared dataset package (depth_estimation/datasets) is being written concurrently; these
-loaders read the few folders the beyond-the-peers measurements need, directly, following
+loaders read the few folders the refinement measurements need, directly, following
 ../shared/data/MANIFEST.md (depth scales, intrinsics). Benchmarks only: nothing imports this.
 
 7-Scenes split (redkitchen, every 2nd frame 0..598 in ../shared): frames 0..418 train the demo
@@ -27,12 +27,14 @@ from depth_estimation.datasets.base import read_depth_png_scaled, read_rgb_file 
 from depth_estimation.geometry import Intrinsics  # noqa: E402
 
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
-OUTPUT_DIR = REPO_ROOT / 'outputs' / 'beyond'
-# the demo model; BEYOND_MODEL=<checkpoint> measures another one
-MODEL_PATH = Path(os.environ.get('BEYOND_MODEL', OUTPUT_DIR / 'tiny_7scenes.pt')).resolve()
+# REFINEMENT_OUTPUT=<folder>: where the JSON and plots go (default outputs/refinement)
+OUTPUT_DIR = Path(os.environ.get('REFINEMENT_OUTPUT', REPO_ROOT / 'outputs' / 'refinement'))
+# the demo model; REFINEMENT_MODEL=<checkpoint> measures another one
+DEFAULT_MODEL = REPO_ROOT / 'outputs' / 'refinement' / 'tiny_7scenes.pt'
+MODEL_PATH = Path(os.environ.get('REFINEMENT_MODEL', DEFAULT_MODEL)).resolve()
 SEVENSCENES_FOCAL = 585.0  # fx = fy at 640 x 480 (camera-intrinsics.txt)
-# BEYOND_QUICK=1: every 8th held-out frame only, to check the scripts run (figures not valid)
-QUICK = os.environ.get('BEYOND_QUICK', '') not in ('', '0')
+# REFINEMENT_QUICK=1: every 8th held-out frame only, to check the scripts run (figures not valid)
+QUICK = os.environ.get('REFINEMENT_QUICK', '') not in ('', '0')
 TRAIN_LAST_FRAME = 418
 HELD_OUT_FIRST_FRAME = 440
 
@@ -195,47 +197,41 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..N-1 of `values` (N,), tied values sharing the average of their ranks."""
     order = np.argsort(values, kind='mergesort')
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = np.arange(values.size, dtype=np.float64)
-    # average the ranks of tied values
     sorted_values = values[order]
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    ends = np.r_[starts[1:], values.size]
-    for start, end in zip(starts, ends):
-        if end - start > 1:
-            ranks[order[start:end]] = 0.5 * (start + end - 1)
+    new_value = np.r_[True, sorted_values[1:] != sorted_values[:-1]]  # (N,) a tie group starts
+    starts = np.flatnonzero(new_value)  # (G,) first sorted position of each group
+    ends = np.r_[starts[1:], values.size]  # (G,) one past its last
+    group = np.cumsum(new_value) - 1  # (N,) group of each sorted position
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = (0.5 * (starts + ends - 1))[group]
     return ranks
 
 
 class TorchModel:
-    """A ZoeDepth checkpoint run through the shared letterbox pre/post-processing (PyTorch, CPU).
+    """A ZoeDepth checkpoint in the PyTorch backend of depth_estimation.inference (CPU).
 
-    `predict(rgb)` returns depth and the confidence of every method at the image's size, computed
-    from one forward pass (the network-resolution outputs are kept in `last_outputs`).
+    `predict(rgb)` returns depth and the confidence of every asked method at the image's size:
+    the backend's depth, or with methods one forward pass through the backend's model and
+    letterbox pre/post-processing.
     """
 
     def __init__(self, path: Path = MODEL_PATH, num_threads: int = 1) -> None:
-        import torch
-
-        from depth_estimation.model.checkpoint import load_checkpoint
-        from depth_estimation.processing import Preprocessor
+        from depth_estimation.inference.torch_backend import TorchBackend
 
         if not Path(path).is_file():
             raise SystemExit(f'{path} is missing: train it first with '
-                             '`.venv/bin/python benchmarks/beyond_train.py`')
-        torch.set_num_threads(num_threads)
-        self.torch = torch
-        self.model = load_checkpoint(path)
-        config = self.model.config
-        self.config = config
-        self.preprocessor = Preprocessor(config.input_size, config.mean, config.std)
-        self.last_outputs = None
+                             '`.venv/bin/python benchmarks/train_refinement_model.py`')
+        self.backend = TorchBackend(path, num_threads=num_threads)
+        self.config = self.backend.model.config
         self._cache: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
 
     def predict_frame(self, frame: Frame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """`predict` with every confidence method on a dataset frame, cached by name (the
-        scripts of beyond.py use the same frames)."""
+        """`predict` with every confidence method on a dataset frame, cached by name.
+
+        The scripts of refinement.py use the same frames.
+        """
         from depth_estimation.model.confidence import METHODS
 
         if frame.name not in self._cache:
@@ -244,23 +240,27 @@ class TorchModel:
 
     def predict(self, rgb: np.ndarray, methods: tuple[str, ...] = ()
                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if not methods:
+            return self.backend.infer(rgb), {}
+        import torch
+
         from depth_estimation.model.confidence import confidence_from_bins
 
-        tensor, box = self.preprocessor.prepare(rgb)
-        with self.torch.no_grad():
-            outputs = self.model.forward_outputs(self.torch.from_numpy(tensor))
+        preprocessor = self.backend.preprocessor
+        tensor, box = preprocessor.prepare(rgb)  # (1, 3, h, w) network input
+        with torch.inference_mode():
+            outputs = self.backend.model.forward_outputs(torch.from_numpy(tensor))
             confidences = {m: confidence_from_bins(outputs.bin_centers, outputs.probs,
                                                    outputs.depth, m).numpy() for m in methods}
-        self.last_outputs = outputs
-        depth = self.preprocessor.restore(outputs.depth.numpy(), box)
-        return depth, {m: self.preprocessor.restore(c, box) for m, c in confidences.items()}
+        depth = preprocessor.restore(outputs.depth.numpy(), box)  # (H, W) metres
+        return depth, {m: preprocessor.restore(c, box) for m, c in confidences.items()}
 
 
 _MODEL: Optional[TorchModel] = None
 
 
 def shared_model() -> TorchModel:
-    """One loaded demo model per process (the scripts of beyond.py share it)."""
+    """One loaded demo model per process (the scripts of refinement.py share it)."""
     global _MODEL
     if _MODEL is None:
         _MODEL = TorchModel()

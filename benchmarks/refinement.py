@@ -1,12 +1,12 @@
-"""Every measured figure of docs/beyond.md: confidence, anchoring, focal length, laser scan,
+"""Every measured figure of docs/refinement.md: confidence, anchoring, focal length, laser scan,
 temporal filter, on real frames of ../shared/data with the demo model.
 
-    .venv/bin/python benchmarks/beyond_train.py   # once: trains the demo model (tiny preset)
-    .venv/bin/python benchmarks/beyond.py         # all measurements; or one: --only confidence
+    .venv/bin/python benchmarks/train_refinement_model.py  # once: trains the model (tiny preset)
+    .venv/bin/python benchmarks/refinement.py  # all measurements; or one: --only confidence
 
-Each part is its own script (benchmarks/beyond_<part>.py) and can run alone; this one runs them
+Each part is its own script (benchmarks/<part>.py) and can run alone; this one runs them
 in one process (the model's predictions are shared) and adds the laser-scan figures. Everything
-is written to outputs/beyond/ (JSON with every number, PNG plots); timings are of this machine
+is written to outputs/refinement/ (JSON with every number, PNG plots); timings are of this machine
 and noisy when it is shared.
 """
 
@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import beyond_anchoring  # noqa: E402
-import beyond_confidence  # noqa: E402
-import beyond_focal  # noqa: E402
-import beyond_temporal  # noqa: E402
-from beyond_data import (OUTPUT_DIR, describe_model, pyplot, save_figure,  # noqa: E402
-                         sevenscenes_frames, shared_model, write_json)
+import anchoring  # noqa: E402
+import confidence  # noqa: E402
+import focal  # noqa: E402
+import temporal  # noqa: E402
+from refinement_data import (OUTPUT_DIR, describe_model, pyplot, save_figure,  # noqa: E402
+                             sevenscenes_frames, shared_model, write_json)
 
 from depth_estimation.pipeline.anchoring import fit_scale_to_sparse, zone_depths  # noqa: E402
 from depth_estimation.pipeline.laserscan import depth_to_scan  # noqa: E402
@@ -93,8 +93,8 @@ def laserscan() -> dict:
     return result
 
 
-PARTS = {'confidence': beyond_confidence.main, 'anchoring': beyond_anchoring.main,
-         'focal': beyond_focal.main, 'laserscan': laserscan, 'temporal': beyond_temporal.main}
+PARTS = {'confidence': confidence.main, 'anchoring': anchoring.main,
+         'focal': focal.main, 'laserscan': laserscan, 'temporal': temporal.main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,15 +9,15 @@ Sparse metric samples are drawn from each frame's ground truth inside the evalua
 - `lidar64`: 64 random valid ground-truth pixels, 1 % noise, 10 % of them outliers (depth
   multiplied by exp(+-U(0.2, 1.0)): mixed pixels, multipath).
 - `scan`: a planar scanner level with the camera: the LaserScan of the ground truth's row at cy
-  (depth_estimation.pipeline.laserscan), 1 % noise, 10 % outliers, projected back into the image
-  with `anchoring.scan_to_sparse_depth` (the path a real LaserScan takes in the node).
-Depth is the demo model's (benchmarks/beyond_train.py) and, as a check of the estimator alone,
-a synthetic scale-corrupted ground truth: pred = GT * s * exp(0.1 N(0, 1)) for s in
-{0.5, 0.8, 1.25, 2.0}; the fitted scale should be 1 / s.
+  (depth_estimation.pipeline.laserscan), 1 % noise, 10 % outliers, projected back into the
+  image with `anchoring.scan_to_sparse_depth` (the path a real LaserScan takes in the node).
+Depth is the demo model's (benchmarks/train_refinement_model.py) and, as a check of the
+estimator alone, a synthetic scale-corrupted ground truth: pred = GT * s * exp(0.1 N(0, 1))
+for s in {0.5, 0.8, 1.25, 2.0}; the fitted scale should be 1 / s.
 
-    .venv/bin/python benchmarks/beyond_anchoring.py
+    .venv/bin/python benchmarks/anchoring.py
 
-Prints tables and writes outputs/beyond/anchoring.json, anchoring_rel.png and
+Prints tables and writes outputs/refinement/anchoring.json, anchoring_rel.png and
 anchoring_sequence.png.
 """
 
@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from beyond_data import (Frame, delta1, describe_model, evaluation_mask,  # noqa: E402
-                         kitti_frames, nyu_frames, pyplot, rel, save_figure,
-                         sevenscenes_frames, shared_model, write_json)
+from refinement_data import (Frame, delta1, describe_model, evaluation_mask,  # noqa: E402
+                             kitti_frames, nyu_frames, pyplot, rel, save_figure,
+                             sevenscenes_frames, shared_model, write_json)
 
 from depth_estimation.pipeline.anchoring import (OPTICAL_FROM_FORWARD, ScaleSmoother,  # noqa: E402
                                                  fit_scale_to_sparse, scan_to_sparse_depth,

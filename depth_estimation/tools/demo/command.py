@@ -1,0 +1,283 @@
+"""`depth-estimation demo`: the whole system on one machine, measured, for a bounded time.
+
+    source --image, camera_info--> depth_estimation_node (ONNX Runtime, CPU) --depth/image,
+    depth/camera_info, points--> this process (metrics, MCAP recording, images, report)
+
+Sources (`--source`):
+- `sim` (default): `depth_estimation_sim_camera` in its own process: procedurally generated rooms
+  seen from a moving robot, with exact ground-truth depth on `ground_truth/depth`, so accuracy
+  (delta1, REL, RMSE) is measured live against it (frames matched by stamp).
+- `samples`: the real frames shipped in `depth_estimation/resources/samples/` with their
+  camera_info, published from this process (no ground truth).
+- `topic:<name>`: a running camera; the node reads `<name>` and the `camera_info` beside it.
+- `video:<path>`, `bag:<path>`: played by `depth_estimation_player` in its own process (looped).
+
+Model (`--model`): default the demo model shipped in `depth_estimation/resources/models/demo/`
+(the `zoedepth_small` preset trained by `training/` on simulated rooms); if it is absent, the
+`tiny` preset with random weights, with a loud warning (the pipeline runs; its depth is noise).
+An `.onnx` with its metadata is used as is; one of our checkpoints, official ZoeDepth weights
+(.pt) or a Hugging Face directory is converted and exported to ONNX first (once, cached in
+`<output>/model/`).
+
+Latency is measured from the image's stamp (when the source made the frame) to the arrival of
+its depth here; throughput is depth frames per second. The node answers the newest image and
+drops those that arrive while it is busy, as a live camera needs. Everything the run makes goes to
+`--output` (default outputs/demo): report.md (+ latency.png, error_histogram.png, panel.png),
+summary.json, depth_NN.png and points_NN.png snapshots, the MCAP recording (rosbag2 folder
+`recording/`) and the logs of the processes it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import shutil
+import sys
+import time
+from typing import Any, Optional
+
+from depth_estimation.tools.demo.accuracy import DemoStatistics
+from depth_estimation.tools.demo.graph import DemoGraph, SamplesPublisher
+from depth_estimation.tools.demo.model import DEMO_MODEL_NOTE, ModelChoice, prepare_model, \
+    RANDOM_BANNER
+from depth_estimation.tools.demo.report import write_plots, write_report, write_snapshot_images
+from depth_estimation.tools.demo.sources import node_command, NODE_NAME, Source, source_command
+from depth_estimation.tools.processes import applied_environment, first_failure, Process, \
+    ros_environment
+
+DEFAULT_OUTPUT = Path('outputs') / 'demo'
+# What the recording holds by default: the node's outputs and the input they answer (about
+# 2.2 MB per frame at 480x640); ground truth and clouds on request.
+RECORD_TOPICS = ('image', 'camera_info', 'depth/image', 'depth/camera_info')
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'demo', help='run the whole system (simulated camera -> node -> metrics, recording, '
+                     'report) for a bounded time',
+        description='Start a source and depth_estimation_node (ONNX Runtime, CPU), print live '
+                    'throughput, latency and accuracy against ground truth, record the outputs '
+                    'to MCAP and write images and a report to the output folder.')
+    parser.add_argument('--source', default='sim',
+                        help='sim (default), samples, topic:<image topic>, video:<file> or '
+                             'bag:<rosbag2 folder or .bag>')
+    parser.add_argument('--model', type=Path, default=None,
+                        help='.onnx (with .onnx.json), our checkpoint .pt, official ZoeDepth '
+                             '.pt or a Hugging Face directory; default: the shipped demo model')
+    parser.add_argument('--duration', type=float, default=60.0,
+                        help='seconds to stream once the node is up (default 60)')
+    parser.add_argument('--frames', type=int, default=0,
+                        help='stop after this many answered frames instead (0: use --duration)')
+    parser.add_argument('--rate', type=float, default=2.0,
+                        help='frames per second of the sim, samples and video sources '
+                             '(default 2, about what two cores sustain while also rendering; '
+                             'the node drops what it cannot keep up with)')
+    parser.add_argument('--seed', type=int, default=1,
+                        help='sim room family (default 1; the demo model was trained on 0)')
+    parser.add_argument('--frames-per-scene', type=int, default=40,
+                        help='sim frames before the next room (default 40)')
+    parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT,
+                        help='output folder (default outputs/demo)')
+    parser.add_argument('--num-threads', type=int, default=1,
+                        help='CPU threads of the node\'s backend (default 1: the simulator '
+                             'renders on another core; 0: the backend\'s default)')
+    parser.add_argument('--camera-info', type=Path, default=None,
+                        help='camera_info YAML for a video source')
+    parser.add_argument('--horizontal-fov', type=float, default=60.0,
+                        help='degrees; pinhole camera_info for a video without --camera-info '
+                             '(default 60)')
+    parser.add_argument('--no-record', dest='record', action='store_false',
+                        help='do not write the MCAP recording')
+    parser.add_argument('--record-ground-truth', action='store_true',
+                        help='also record ground_truth/depth (1.2 MB per frame)')
+    parser.add_argument('--record-points', action='store_true',
+                        help='also record the point clouds (about 5 MB per frame)')
+    parser.add_argument('--timeout', type=float, default=90.0,
+                        help='seconds to wait for the node and source to come up, and at most '
+                             'between two depth frames (default 90)')
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    source = Source.parse(args.source)
+    if args.duration <= 0 and args.frames <= 0:
+        raise ValueError('give a positive --duration or --frames')
+    if args.rate <= 0:
+        raise ValueError(f'--rate must be positive, got {args.rate}')
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    for stale in list(output.glob('depth_*.png')) + list(output.glob('points_*.png')):
+        stale.unlink()  # pictures of an earlier run
+    model = prepare_model(args.model, output)
+    if model.trained and args.model is None:
+        print(DEMO_MODEL_NOTE)
+    environment = ros_environment()
+    print(f'model: {model.description} ({model.path})\nsource: {args.source}; DDS on loopback '
+          f'only ({Path(environment["FASTDDS_DEFAULT_PROFILES_FILE"]).name}), '
+          f'ROS_DOMAIN_ID={environment["ROS_DOMAIN_ID"]}', flush=True)
+    record_path = None
+    if args.record:
+        record_path = output / 'recording'
+        if (record_path / 'metadata.yaml').is_file():
+            shutil.rmtree(record_path)  # the previous run's recording
+        elif record_path.exists():
+            raise FileExistsError(f'{record_path} exists and is not a recording of an earlier '
+                                  'demo; move it away')
+    topics = tuple(source.image_topic if t == 'image' else
+                   source.camera_info_topic if t == 'camera_info' else t for t in RECORD_TOPICS)
+    topics += ('ground_truth/depth',) if args.record_ground_truth and source.has_ground_truth \
+        else ()
+    topics += ('points',) if args.record_points else ()
+    processes = [Process('node', node_command(model.path, source, args), output / 'node.log',
+                         environment)]
+    command = source_command(source, args)
+    if command is not None:
+        processes.append(Process(source.kind, command, output / f'{source.kind}.log',
+                                 environment))
+    statistics = DemoStatistics()
+    try:
+        graph_result = _stream(args, source, statistics, processes, record_path, topics,
+                               environment)
+    finally:
+        for process in processes:
+            process.stop()
+    code, graph, recording = graph_result
+    summary = statistics.summary(graph.finished or 0.0)
+    config = {'source': args.source, 'model': f'{model.description} ({model.path.name})',
+              'model trained': model.trained, 'backend': 'ONNX Runtime (CPU)',
+              'node threads': args.num_threads or 'backend default',
+              'source rate': f'{args.rate:g} frames/s' if source.kind != 'topic' else 'as sent',
+              'stop': f'{args.frames} frames' if args.frames else f'{args.duration:g} s'}
+    if source.kind == 'sim':
+        config['sim'] = (f'seed {args.seed}, {args.frames_per_scene} frames per room, 480x640, '
+                         'vertical FOV 58 deg')
+    images = write_snapshot_images(output, graph.snapshots)
+    images += write_plots(output, statistics, graph.snapshots)
+    report = write_report(output, config, summary, images, recording)
+    (output / 'summary.json').write_text(json.dumps(
+        {'config': {k: str(v) for k, v in config.items()}, 'summary': summary,
+         'recording': recording, 'exit_code': code}, indent=2) + '\n')
+    _print_summary(summary, model, report, recording)
+    return code
+
+
+def _print_summary(summary: dict[str, Any], model: ModelChoice, report: Path,
+                   recording: Optional[dict[str, Any]]) -> None:
+    print(f'summary: {summary["frames_answered"]} depth frames in {summary["seconds"]:.0f} s, '
+          f'{summary["throughput_fps"]:.2f} frames/s', end='')
+    if 'latency_ms' in summary:
+        latency = summary['latency_ms']
+        print(f', latency median {latency["p50"]:.0f} ms (p90 {latency["p90"]:.0f} ms)', end='')
+    print()
+    if 'accuracy' in summary:
+        accuracy = summary['accuracy']
+        print(f'accuracy over {summary["frames_evaluated"]} frames: delta1 '
+              f'{accuracy["delta1"]:.3f}, REL {accuracy["abs_rel"]:.3f}, RMSE '
+              f'{accuracy["rmse_m"]:.3f} m')
+    if recording:
+        print(f'recording: {recording["path"]} ({recording["megabytes"]:.0f} MB)')
+    print(f'report: {report}')
+    if not model.trained:
+        print(RANDOM_BANNER.splitlines()[1])
+
+
+def _stream(args: argparse.Namespace, source: Source, statistics: DemoStatistics,
+            processes: list[Process], record_path: Optional[Path],
+            topics: tuple[str, ...], environment: dict[str, str]
+            ) -> tuple[int, DemoGraph, Optional[dict[str, Any]]]:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = Context()
+    with applied_environment(environment):  # this process's participant: the children's DDS
+        rclpy.init(context=context, domain_id=int(environment['ROS_DOMAIN_ID']),
+                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        graph = DemoGraph(context, source, statistics, record_path, topics)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(graph.node)
+    samples = SamplesPublisher(graph.node, args.rate) if source.kind == 'samples' else None
+    code = 0
+    try:
+        code = _wait_until_up(args, source, graph, executor, processes, samples)
+        if code == 0:
+            code = _measure(args, graph, executor, processes, samples)
+    except KeyboardInterrupt:
+        print('interrupted: writing what was measured so far')
+        code = 130
+    finally:
+        graph.finished = graph.elapsed() if graph.started is not None else None
+        graph.settle(wait_for_truth=0.0)
+        graph.attach_points()
+        recording = graph.close()
+        executor.shutdown()
+        rclpy.try_shutdown(context=context)
+        context.destroy()  # frees the DDS participant now, not at garbage collection
+    return code, graph, recording
+
+
+def _wait_until_up(args: argparse.Namespace, source: Source, graph: DemoGraph, executor: Any,
+                   processes: list[Process], samples: Optional[SamplesPublisher]) -> int:
+    node = graph.node
+    launched = min((process.launched for process in processes), default=time.monotonic())
+    print('waiting for the node and the source ...', flush=True)
+    next_poll = 0.0
+    while True:
+        executor.spin_once(timeout_sec=0.05)
+        if graph.recorder is not None and time.monotonic() >= next_poll:
+            graph.recorder.poll()
+            next_poll = time.monotonic() + 0.5
+        failure = first_failure(processes)
+        if failure:
+            print(f'error: {failure}', file=sys.stderr)
+            return 1
+        node_up = node.count_publishers('depth/image') > 0 and any(
+            info.node_name == NODE_NAME
+            for info in node.get_subscriptions_info_by_topic(source.image_topic))
+        source_up = node.count_publishers(source.image_topic) > 0 or samples is not None
+        source_up = source_up and graph.ground_truth_flows()
+        if node_up and source_up:
+            break
+        if time.monotonic() - launched > args.timeout:
+            what = 'the node' if not node_up else f'a publisher of {source.image_topic}'
+            print(f'error: {what} did not come up within {args.timeout:.0f} s', file=sys.stderr)
+            return 1
+    print(f'node and source up {time.monotonic() - launched:.1f} s after launch; streaming for '
+          + (f'{args.frames} frames' if args.frames else f'{args.duration:g} s'), flush=True)
+    graph.start(args.duration, args.frames)
+    return 0
+
+
+def _measure(args: argparse.Namespace, graph: DemoGraph, executor: Any,
+             processes: list[Process], samples: Optional[SamplesPublisher]) -> int:
+    statistics = graph.statistics
+    next_print = 2.0
+    next_poll = 0.0
+    while True:
+        executor.spin_once(timeout_sec=0.02)
+        elapsed = graph.elapsed()
+        if samples is not None:
+            samples.poll(elapsed)
+        graph.settle()
+        graph.attach_points()
+        if graph.recorder is not None and elapsed >= next_poll:
+            graph.recorder.poll()
+            next_poll = elapsed + 1.0
+        if elapsed >= next_print:
+            print(statistics.live_line(elapsed), flush=True)
+            next_print = elapsed + 2.0
+        if args.frames and statistics.answered >= args.frames:
+            return 0
+        if not args.frames and elapsed >= args.duration:
+            return 0
+        failure = first_failure(processes)
+        if failure:
+            print(f'error: {failure}', file=sys.stderr)
+            return 1
+        last = statistics.frames[-1].received if statistics.frames else 0.0
+        if elapsed - last > args.timeout:
+            print(f'error: no depth for {args.timeout:.0f} s'
+                  + ('' if statistics.images_seen else
+                     f' and no image on {graph.source.image_topic}'), file=sys.stderr)
+            return 1

@@ -1,0 +1,221 @@
+"""The demo's own ROS node: it watches the node under test and publishes the sample frames."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+import struct
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from depth_estimation.tools.demo.accuracy import DemoStatistics
+from depth_estimation.tools.demo.report import Snapshot
+from depth_estimation.tools.demo.sources import Source
+
+SNAPSHOTS = 4
+
+
+def _stamp(message: Any) -> int:
+    return int(message.header.stamp.sec) * 1_000_000_000 + int(message.header.stamp.nanosec)
+
+
+def _cdr_stamp(data: bytes) -> int:
+    """The header stamp (ns) of a serialized message whose first field is a std_msgs/Header.
+
+    After the 4-byte CDR encapsulation come int32 sec and uint32 nanosec.
+    """
+    little_endian = data[1] == 1  # encapsulation CDR_LE (0x0001) or CDR_BE (0x0000)
+    sec, nanosec = struct.unpack_from('<iI' if little_endian else '>iI', data, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+class Keeper(OrderedDict):
+    """stamp -> item, keeping the newest `size` items."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: int, value: Any) -> None:
+        self[key] = value
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class DemoGraph:
+    """This process's node, which watches the run.
+
+    It subscribes to the input, the ground truth and the node's outputs, matches them by stamp,
+    feeds `DemoStatistics`, keeps snapshots and records to MCAP.
+    """
+
+    def __init__(self, context: Any, source: Source, statistics: DemoStatistics,
+                 record_path: Optional[Path], record_topics: tuple[str, ...]) -> None:
+        import rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image, PointCloud2
+
+        self.source = source
+        self.statistics = statistics
+        self.node = rclpy.create_node('depth_estimation_demo', context=context)
+        # The input may come best effort (camera drivers, the player): best effort matches any
+        # publisher. The node and the simulated camera publish reliably, and so no depth or
+        # ground truth is lost here.
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.images = Keeper(30)
+        self.truths = Keeper(30)
+        # The stamp of the first ground truth received: frames made earlier may have had theirs
+        # published before this subscription matched, so they are not measured.
+        self.first_truth_stamp: Optional[int] = None
+        self.pending = Keeper(30)  # stamp -> (depth Image, seconds received) awaiting truth
+        self.points = Keeper(6)  # stamp -> serialized PointCloud2
+        self.started: Optional[float] = None
+        self.finished: Optional[float] = None  # seconds streamed when measuring stopped
+        self.snapshots: list[Snapshot] = []
+        self.snapshot_due: list[float] = []  # seconds (or frame counts) of the next snapshots
+        self.snapshot_by_frames = False
+        self.node.create_subscription(Image, source.image_topic, self._on_image, qos)
+        self.node.create_subscription(Image, 'depth/image', self._on_depth, reliable)
+        self.node.create_subscription(PointCloud2, 'points', self._on_points, reliable, raw=True)
+        if source.has_ground_truth:
+            self.node.create_subscription(Image, 'ground_truth/depth', self._on_truth, reliable)
+        self.recorder = None
+        if record_path is not None:
+            from depth_estimation.tools.recorder import McapRecorder
+
+            self.recorder = McapRecorder(self.node, record_path, record_topics)
+
+    def start(self, duration: float, frames: int) -> None:
+        """Streaming starts now: counts and snapshot times run from here."""
+        self.started = time.monotonic()
+        if frames:
+            self.snapshot_by_frames = True
+            self.snapshot_due = [max(1, round(frames * k / SNAPSHOTS)) for k in range(SNAPSHOTS)]
+        else:
+            self.snapshot_due = [duration * k / SNAPSHOTS for k in range(SNAPSHOTS)]
+
+    def elapsed(self) -> float:
+        return 0.0 if self.started is None else time.monotonic() - self.started
+
+    def _on_image(self, msg: Any) -> None:
+        if self.started is not None:
+            self.statistics.images_seen += 1
+        self.images.put(_stamp(msg), msg)
+
+    def _on_truth(self, msg: Any) -> None:
+        stamp = _stamp(msg)
+        if self.first_truth_stamp is None:
+            self.first_truth_stamp = stamp
+        self.truths.put(stamp, msg)
+
+    def _on_points(self, data: bytes) -> None:
+        # Keep the serialized cloud (about 5 MB); only snapshots decode one.
+        self.points.put(_cdr_stamp(data), data)
+
+    def ground_truth_flows(self) -> bool:
+        """True once ground truth arrives (always for a source without ground truth)."""
+        return not self.source.has_ground_truth or self.first_truth_stamp is not None
+
+    def _on_depth(self, msg: Any) -> None:
+        stamp = _stamp(msg)
+        if self.started is None or not self.ground_truth_flows() or \
+                (self.source.has_ground_truth and stamp < self.first_truth_stamp):
+            return
+        self.pending.put(stamp, (msg, time.time(), self.elapsed()))
+
+    def settle(self, wait_for_truth: float = 2.0) -> None:
+        """Turn received depth into results: with its ground truth, or without once it is late.
+        """
+        from depth_estimation.ros.conversions import image_to_depth
+
+        for stamp in list(self.pending):
+            msg, arrived, received = self.pending[stamp]
+            truth_msg = self.truths.get(stamp)
+            if self.source.has_ground_truth and truth_msg is None and \
+                    self.elapsed() - received < wait_for_truth:
+                continue
+            del self.pending[stamp]
+            latency = arrived - stamp / 1e9
+            depth = image_to_depth(msg)  # (H, W) metres
+            truth = image_to_depth(truth_msg) if truth_msg is not None else None
+            result = self.statistics.add(stamp, received, latency, truth, depth)
+            self._maybe_snapshot(stamp, received, depth, truth, result.metrics)
+
+    def _maybe_snapshot(self, stamp: int, received: float, depth: np.ndarray,
+                        truth: Optional[np.ndarray], metrics: Optional[dict[str, float]]) -> None:
+        from depth_estimation.ros.conversions import image_to_rgb
+
+        if not self.snapshot_due:
+            return
+        position = self.statistics.answered if self.snapshot_by_frames else received
+        if position < self.snapshot_due[0]:
+            return
+        self.snapshot_due.pop(0)
+        image = self.images.get(stamp)
+        rgb = image_to_rgb(image) if image is not None else None
+        self.snapshots.append(Snapshot(stamp, received, rgb, depth, truth, metrics))
+
+    def attach_points(self) -> None:
+        """Give each snapshot the node's point cloud of the same stamp, once it has arrived."""
+        from depth_estimation.geometry import unpack_cloud
+
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import PointCloud2
+
+        for snapshot in self.snapshots:
+            data = self.points.get(snapshot.stamp_ns)
+            if snapshot.points is not None or data is None:
+                continue
+            cloud = deserialize_message(data, PointCloud2)
+            fields = [(f.name, f.offset, f.datatype) for f in cloud.fields]
+            points = unpack_cloud(bytes(cloud.data), fields, cloud.point_step, cloud.height,
+                                  cloud.width)  # (H, W) structured
+            snapshot.points = np.stack([points['x'], points['y'], points['z']], axis=-1)
+
+    def close(self) -> Optional[dict[str, Any]]:
+        recording = None
+        if self.recorder is not None:
+            self.recorder.close()
+            size = sum(p.stat().st_size for p in self.recorder.output.rglob('*') if p.is_file())
+            recording = {'path': str(self.recorder.output), 'megabytes': size / 1e6,
+                         'counts': dict(self.recorder.counts)}
+        self.node.destroy_node()
+        return recording
+
+
+class SamplesPublisher:
+    """Publishes the shipped sample frames with their camera_info at `rate`, cycling."""
+
+    def __init__(self, node: Any, rate: float) -> None:
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from depth_estimation.ros.conversions import camera_info_from_dict, rgb_to_image
+        from depth_estimation.samples import load_samples
+
+        self.node = node
+        self.period = 1.0 / rate
+        self.frames = [(rgb_to_image(s.rgb, encoding='rgb8'),
+                        camera_info_from_dict(s.camera_info) if s.camera_info else None)
+                       for s in load_samples()]
+        if not self.frames:
+            raise FileNotFoundError('no sample frames are installed')
+        self.image_publisher = node.create_publisher(Image, 'image', 5)
+        self.info_publisher = node.create_publisher(CameraInfo, 'camera_info', 5)
+        self.index = 0
+        self.next_time = 0.0
+
+    def poll(self, now: float) -> None:
+        if now < self.next_time:
+            return
+        self.next_time = now + self.period
+        image, info = self.frames[self.index % len(self.frames)]
+        self.index += 1
+        image.header.stamp = self.node.get_clock().now().to_msg()
+        image.header.frame_id = 'camera_color_optical_frame'
+        if info is not None:
+            info.header = image.header
+            self.info_publisher.publish(info)
+        self.image_publisher.publish(image)

@@ -1,0 +1,212 @@
+"""What a demo run leaves for people: snapshot images, plots and report.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from depth_estimation.tools.demo.accuracy import (DemoStatistics, ERROR_BINS, MAX_DEPTH_EVAL,
+                                                  MIN_DEPTH_EVAL)
+
+
+@dataclass
+class Snapshot:
+    """One frame kept for the pictures."""
+
+    stamp_ns: int
+    received: float
+    rgb: Optional[np.ndarray]  # (H, W, 3) uint8 or None when the image was not seen
+    depth: np.ndarray  # (H, W) metres as published (NaN / +-Inf where REP 117 says)
+    ground_truth: Optional[np.ndarray]
+    metrics: Optional[dict[str, float]]
+    points: Optional[np.ndarray] = None  # (H, W, 3) metres from the node's PointCloud2
+
+
+def colourise_depth(depth: np.ndarray, depth_range: Optional[tuple[float, float]] = None
+                    ) -> np.ndarray:
+    """Depth (H, W) metres -> BGR uint8 image with a colour bar in metres (for cv2.imwrite)."""
+    from depth_estimation.visualize import add_colorbar, auto_range, colorize_depth
+
+    low, high = depth_range or auto_range(depth) or (0.0, 1.0)
+    coloured = add_colorbar(colorize_depth(depth, low, high), low, high)  # (H, W + bar, 3) RGB
+    return np.ascontiguousarray(coloured[..., ::-1])
+
+
+def render_top_down(points: np.ndarray, rgb: Optional[np.ndarray], size: int = 480) -> np.ndarray:
+    """Bird's-eye view (x right, z up) of points (H, W, 3) -> BGR uint8 (size, size, 3)."""
+    import cv2
+
+    xyz = points.reshape(-1, 3)  # (N, 3) metres
+    valid = np.isfinite(xyz).all(axis=1)
+    canvas = np.full((size, size, 3), 30, dtype=np.uint8)
+    if not valid.any():
+        return canvas
+    xyz = xyz[valid]
+    colours = (rgb.reshape(-1, 3)[valid][:, ::-1] if rgb is not None
+               else np.full((len(xyz), 3), 255, np.uint8))  # (N, 3) BGR
+    far = float(np.percentile(xyz[:, 2], 99)) * 1.05
+    metres_per_pixel = far / (size - 20)
+    columns = np.round(xyz[:, 0] / metres_per_pixel + size / 2).astype(np.int64)  # (N,)
+    rows = np.round(size - 10 - xyz[:, 2] / metres_per_pixel).astype(np.int64)  # (N,)
+    inside = (columns >= 0) & (columns < size) & (rows >= 0) & (rows < size)
+    canvas[rows[inside], columns[inside]] = colours[inside]
+    cv2.circle(canvas, (size // 2, size - 10), 4, (0, 0, 255), -1)  # the camera
+    cv2.putText(canvas, f'top-down, {far:.1f} m deep', (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                (255, 255, 255), 1)
+    return canvas
+
+
+def write_snapshot_images(output: Path, snapshots: list[Snapshot]) -> list[Path]:
+    """depth_NN.png (colour | depth [| ground truth]) and points_NN.png (top-down cloud)."""
+    import cv2
+
+    from depth_estimation.visualize import auto_range
+
+    written = []
+    for index, snapshot in enumerate(snapshots):
+        # With ground truth, prediction and truth share its colour range.
+        depth_range = auto_range(snapshot.ground_truth) if snapshot.ground_truth is not None \
+            else None
+        parts = [('predicted depth', colourise_depth(snapshot.depth, depth_range))]
+        if snapshot.ground_truth is not None:
+            parts.append(('ground truth', colourise_depth(snapshot.ground_truth, depth_range)))
+        if snapshot.rgb is not None:
+            parts.insert(0, ('image', np.ascontiguousarray(snapshot.rgb[..., ::-1])))
+        for label, part in parts:
+            cv2.putText(part, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+        parts = [part for _, part in parts]
+        height = min(part.shape[0] for part in parts)
+        path = output / f'depth_{index:02d}.png'
+        cv2.imwrite(str(path), np.concatenate([part[:height] for part in parts], axis=1))
+        written.append(path)
+        if snapshot.points is not None:
+            rgb = snapshot.rgb if snapshot.rgb is not None and \
+                snapshot.rgb.shape[:2] == snapshot.points.shape[:2] else None
+            path = output / f'points_{index:02d}.png'
+            cv2.imwrite(str(path), render_top_down(snapshot.points, rgb))
+            written.append(path)
+    return written
+
+
+def write_plots(output: Path, statistics: DemoStatistics,
+                snapshots: list[Snapshot]) -> list[Path]:
+    """latency.png, error_histogram.png (with ground truth) and panel.png (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    written = []
+    if statistics.frames:
+        figure, axis = plt.subplots(figsize=(8, 3.5), dpi=110)
+        times = [frame.received for frame in statistics.frames]
+        axis.plot(times, statistics.latency_ms(), '.-', linewidth=0.8, markersize=3)
+        axis.set_xlabel('time since start (s)')
+        axis.set_ylabel('latency (ms)')
+        axis.set_title(f'image stamp to depth received: {statistics.answered} frames, '
+                       f'{statistics.throughput():.2f} frames/s')
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+        figure.tight_layout()
+        written.append(output / 'latency.png')
+        figure.savefig(written[-1])
+        plt.close(figure)
+    if statistics.error_counts.sum():
+        figure, axis = plt.subplots(figsize=(8, 3.5), dpi=110)
+        counts = statistics.error_counts
+        fractions = counts / counts.sum()
+        centres = (ERROR_BINS[:-1] + ERROR_BINS[1:]) / 2
+        axis.bar(centres * 100, fractions[1:-1] * 100, width=(ERROR_BINS[1] - ERROR_BINS[0]) * 100,
+                 color='tab:blue')
+        axis.set_xlabel('relative error (predicted - true) / true (%)')
+        axis.set_ylabel('pixels (%)')
+        axis.set_title(f'all evaluated pixels ({counts.sum():,}); beyond +100 %: '
+                       f'{fractions[-1] * 100:.1f} %')
+        axis.grid(alpha=0.3)
+        figure.tight_layout()
+        written.append(output / 'error_histogram.png')
+        figure.savefig(written[-1])
+        plt.close(figure)
+    with_truth = [s for s in snapshots if s.ground_truth is not None and s.rgb is not None]
+    if with_truth:
+        figure, axes = plt.subplots(len(with_truth), 4, figsize=(16, 3.2 * len(with_truth)),
+                                    dpi=90, squeeze=False)
+        for row, snapshot in zip(axes, with_truth):
+            truth = snapshot.ground_truth
+            finite = truth[np.isfinite(truth)]
+            high = float(np.percentile(finite, 99)) if finite.size else 1.0
+            depth = np.where(np.isfinite(snapshot.depth), snapshot.depth, np.nan)
+            error = np.abs(depth - truth)
+            row[0].imshow(snapshot.rgb)
+            row[0].set_title('image')
+            for axis, image, title in ((row[1], depth, 'predicted depth (m)'),
+                                       (row[2], truth, 'ground truth (m)')):
+                shown = axis.imshow(image, cmap='turbo', vmin=0.0, vmax=high)
+                axis.set_title(title)
+                figure.colorbar(shown, ax=axis, fraction=0.035)
+            shown = row[3].imshow(error, cmap='magma', vmin=0.0,
+                                  vmax=max(float(np.nanpercentile(error, 98)), 1e-3)
+                                  if np.isfinite(error).any() else 1.0)
+            metrics = snapshot.metrics or {}
+            row[3].set_title('|error| (m)' + (f': delta1 {metrics["a1"]:.2f}, REL '
+                                              f'{metrics["abs_rel"]:.2f}' if metrics else ''))
+            figure.colorbar(shown, ax=row[3], fraction=0.035)
+            for axis in row:
+                axis.axis('off')
+        figure.tight_layout()
+        written.append(output / 'panel.png')
+        figure.savefig(written[-1])
+        plt.close(figure)
+    return written
+
+
+def write_report(output: Path, config: dict[str, Any], summary: dict[str, Any],
+                 images: list[Path], recording: Optional[dict[str, Any]]) -> Path:
+    """report.md: what ran, throughput, latency, accuracy, the pictures and the recording."""
+    lines = ['# depth_estimation demo report', '',
+             f'Run {time.strftime("%Y-%m-%d %H:%M:%S")} on {os.cpu_count()} CPU core(s); '
+             'every number below was measured in this run.', '',
+             '| setting | value |', '|---|---|']
+    lines += [f'| {key} | {value} |' for key, value in config.items()]
+    lines += ['', '## Results', '', '| measure | value |', '|---|---|',
+              f'| streamed | {summary["seconds"]:.1f} s |',
+              f'| images seen on the input topic | {summary["images_seen"]} |',
+              f'| depth frames received | {summary["frames_answered"]} |',
+              f'| throughput | {summary["throughput_fps"]:.2f} frames/s |']
+    if 'latency_ms' in summary:
+        latency = summary['latency_ms']
+        lines.append(f'| latency (image stamp to depth here) | mean {latency["mean"]:.0f} ms, '
+                     f'median {latency["p50"]:.0f} ms, 90th percentile {latency["p90"]:.0f} ms, '
+                     f'max {latency["max"]:.0f} ms |')
+    accuracy = summary.get('accuracy')
+    if accuracy:
+        lines += [f'| frames evaluated against ground truth | {summary["frames_evaluated"]} |',
+                  f'| delta1 (higher is better) | {accuracy["delta1"]:.3f} |',
+                  f'| REL (lower is better) | {accuracy["abs_rel"]:.3f} |',
+                  f'| RMSE (lower is better) | {accuracy["rmse_m"]:.3f} m |']
+    else:
+        lines.append('| accuracy | not measured: this source has no ground truth |')
+    lines += ['', 'Accuracy: ZoeDepth\'s metrics (delta1 = share of pixels within 25 % of the '
+              'truth, REL = mean |error| / truth, RMSE in metres) per frame over pixels with '
+              f'ground truth in {MIN_DEPTH_EVAL:g} to {MAX_DEPTH_EVAL:g} m (no crop), averaged '
+              'over frames. Depth and ground truth are matched by stamp. Throughput and latency '
+              'include everything that shares this machine with the node (on the default '
+              'source: the simulator rendering the next frame).', '']
+    if not config.get('model trained', True):
+        lines += ['**The model has random weights: its depth and accuracy are meaningless.**', '']
+    lines += ['## Pictures', '']
+    lines += [f'![{path.stem}]({path.name})' for path in images]
+    if recording:
+        lines += ['', '## Recording', '',
+                  f'`{recording["path"]}` ({recording["megabytes"]:.0f} MB, MCAP rosbag2): '
+                  + ', '.join(f'{topic} ({count})' for topic, count in
+                              recording['counts'].items()),
+                  '', 'Play it with `depth_estimation_player`, `ros2 bag play` or Foxglove.']
+    path = output / 'report.md'
+    path.write_text('\n'.join(lines) + '\n')
+    return path

@@ -1,0 +1,129 @@
+"""Child processes on one machine: the loopback DDS environment, console scripts, logged children.
+
+Nothing here changes this process's environment: `ros_environment` returns a new mapping for
+`subprocess.Popen(env=...)`, and `applied_environment` sets one only for the duration of a
+`with` block (to initialise an in-process rclpy context with the same DDS settings).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+import importlib.resources
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Iterator, Mapping, Optional
+
+# The workbench's domains: 101..200, clear of the test suite's 1..100 (test/ros_graph.py).
+FIRST_DOMAIN_ID = 101
+
+
+def loopback_dds_profile() -> Path:
+    """The Fast DDS profile that keeps discovery and traffic on 127.0.0.1 and shared memory.
+
+    It is package data (`depth_estimation/resources/dds/`), so it is found the same way in a
+    source checkout, an editable install and an installed package.
+    """
+    resource = importlib.resources.files('depth_estimation') / 'resources' / 'dds' / \
+        'fastdds_loopback.xml'
+    path = Path(str(resource))
+    if not path.is_file():
+        raise FileNotFoundError(f'{path} is missing: the package is installed without its DDS '
+                                'profile')
+    return path
+
+
+def ros_environment(base: Optional[Mapping[str, str]] = None,
+                    domain_id: Optional[int] = None) -> dict[str, str]:
+    """A copy of `base` (default: this process's environment) set up for loopback-only ROS 2.
+
+    Fast DDS reads the loopback profile; `ROS_DOMAIN_ID` is `domain_id`, else the one `base`
+    already has, else one of 101..200 picked from this process's id.
+    """
+    environment = dict(os.environ if base is None else base)
+    environment['FASTDDS_DEFAULT_PROFILES_FILE'] = str(loopback_dds_profile())
+    if domain_id is not None:
+        environment['ROS_DOMAIN_ID'] = str(domain_id)
+    environment.setdefault('ROS_DOMAIN_ID', str(FIRST_DOMAIN_ID + os.getpid() % 100))
+    environment.setdefault('PYTHONUNBUFFERED', '1')
+    return environment
+
+
+@contextmanager
+def applied_environment(environment: Mapping[str, str],
+                        names: tuple[str, ...] = ('FASTDDS_DEFAULT_PROFILES_FILE',
+                                                  'ROS_DOMAIN_ID')) -> Iterator[None]:
+    """Within the block, this process has `environment`'s values of `names`; restored after.
+
+    Fast DDS reads its profile file when this process's participant is created, with the first
+    node of a context: an in-process rclpy context is initialised, and its first node created,
+    inside such a block.
+    """
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        for name in names:
+            os.environ[name] = environment[name]
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def executable(name: str) -> str:
+    """A console script of this package: beside this Python, else on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f'{name} is not installed (pip install -e .)')
+    return found
+
+
+class Process:
+    """A child process whose output goes to a log file.
+
+    It is stopped with SIGTERM (our nodes log their summary and exit cleanly on it, even where a
+    background shell ignores SIGINT), then killed.
+    """
+
+    def __init__(self, name: str, command: list[str], log: Path,
+                 environment: Mapping[str, str]) -> None:
+        self.name = name
+        self.log = log
+        self._stream = open(log, 'w')  # noqa: SIM115 - closed in stop()
+        self.launched = time.monotonic()
+        self.process = subprocess.Popen(command, env=dict(environment), stdout=self._stream,
+                                        stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 15) -> str:
+        self._stream.flush()
+        text = self.log.read_text(errors='replace').splitlines()
+        return '\n'.join(text[-lines:])
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._stream.close()
+
+
+def first_failure(processes: list[Process]) -> Optional[str]:
+    """Why the first of `processes` that has exited did so (None while all run)."""
+    for process in processes:
+        if not process.alive():
+            return (f'{process.name} exited with code {process.process.returncode}; the end of '
+                    f'{process.log}:\n{process.tail()}')
+    return None
