@@ -44,7 +44,7 @@ def half_size(image: Image) -> Image:
 @pytest.mark.parametrize('full_size', [False, True], ids=['half_size', 'full_size'])
 def test_console_script_node_answers_frames(tiny_onnx, full_size: bool) -> None:
     if full_size and 'segment_size' not in FASTDDS_PROFILE.read_text():
-        pytest.skip('the Fast DDS loopback profile keeps the default 512 KB shared-memory segment: '
+        pytest.skip('the loopback Fast DDS profile keeps the 512 KB default SHM segment: '
                     'best-effort images larger than that (640x480 rgb8) are dropped between '
                     'processes; add <segment_size> to its SHM transport')
     command = node_command(f'model_path:={tiny_onnx}', 'num_threads:=1')
