@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from depth_estimation.camera_model import (CameraInfoError, intrinsics_for_image,
-                                           projection_for_image, projection_in_use,
-                                           RegionOfInterest)
+from depth_estimation.pipeline.camera_model import (CameraInfoError, intrinsics_for_image,
+                                                    projection_for_image, projection_in_use,
+                                                    RegionOfInterest)
 
 # A 640x480 calibration (fx 613.2, cx 319.9) as in a RealSense colour camera_info.
 K = [613.2, 0.0, 319.9, 0.0, 613.4, 239.1, 0.0, 0.0, 1.0]
@@ -144,7 +144,8 @@ def test_no_corruption_of_k_or_p_gives_nan_intrinsics() -> None:
 
 
 def test_camera_model_and_image_encodings_import_neither_rclpy_nor_messages() -> None:
-    code = ('import sys, depth_estimation.camera_model, depth_estimation.ros.image_encodings; '
+    code = ('import sys, depth_estimation.pipeline.camera_model, '
+            'depth_estimation.ros.image_encodings; '
             'print(sorted(m for m in sys.modules if m.split(".")[0] in '
             '("rclpy", "sensor_msgs", "torch")))')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,

@@ -29,8 +29,8 @@ import numpy as np
 from depth_estimation.geometry import Intrinsics
 
 METHODS = ('ransac', 'trimmed', 'median')
-# Defaults chosen on real frames with a trained model (benchmarks/beyond_anchoring.py,
-# docs/beyond.md): the median-based fits came closest to the oracle scale; a threshold of 0.1
+# Defaults chosen on real frames with a trained model (benchmarks/anchoring.py,
+# docs/refinement.md): the median-based fits came closest to the oracle scale; a threshold of 0.1
 # refused most NYU frames of a model whose per-pixel errors exceed 10 %.
 DEFAULT_METHOD = 'trimmed'
 DEFAULT_MIN_SAMPLES = 8

@@ -11,7 +11,7 @@ by the innovation:
     |e| >  gate * noise * w_state  ->  w_state  = w_new           (motion: follow at once)
 
 `noise` is the expected relative frame-to-frame noise of the model (a 3 % default; measure it on
-a static clip of your model, benchmarks/beyond_temporal.py). With `soft_gate` the gain grows
+a static clip of your model, benchmarks/temporal.py). With `soft_gate` the gain grows
 smoothly from `alpha` towards 1 as |e| approaches the gate, so a slowly moving pixel lags less.
 When more than `scene_change_fraction` of the valid pixels are over the gate in one frame (the
 camera moved, the model's scale changed), the whole state restarts from the new frame.

@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[Any]:
     from depth_estimation.ros.conversions import (camera_info_from_intrinsics,
                                                   camera_info_from_yaml)
-    from depth_estimation.ros.products import intrinsics_from_parameters
+    from depth_estimation.pipeline.intrinsics import intrinsics_from_parameters
 
     if args.camera_info is not None:
         return camera_info_from_yaml(args.camera_info)
