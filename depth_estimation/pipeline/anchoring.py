@@ -1,21 +1,12 @@
 """Scale anchoring: fit the metric scale of predicted depth to sparse metric measurements (numpy).
 
-Monocular metric depth is right up to a scale that drifts with the camera and the scene. A few
-metric samples fix it: a multizone time-of-flight sensor (8 x 8 zones), LiDAR points projected
-into the image, or a 2-D LaserScan. Per frame, `fit_scale` estimates the factor s with
-depth_metric ~= s * depth_predicted from the pairs (predicted, measured), robustly, and says how
-much it trusts the fit; `ScaleSmoother` smooths s over time in log space and follows real jumps.
-
-Inputs, all as a sparse depth image in the camera's optical frame (REP 118: metres along z,
-NaN or 0 = no sample):
-- the same size as the prediction: each valid pixel is one sample (projected LiDAR points,
-  `project_points`; a LaserScan, `scan_to_sparse_depth`);
-- smaller than the prediction (e.g. an 8 x 8 multizone ToF image covering the camera's field of
-  view): each sparse pixel is a zone covering a block of the prediction, and the prediction is
-  aggregated over that block (`zone_depths`, median) before it is compared.
-
-Why log ratios: the unknown is a factor, so residuals r_i = log(measured_i / predicted_i) are
-symmetric (2x too far and 2x too near weigh the same) and thresholds are relative (0.2 ~ 20 %).
+`fit_scale` estimates, per frame and robustly, the factor s with metric ~= s * predicted from
+(predicted, measured) pairs; `ScaleSmoother` smooths s over time in log space and follows real
+jumps. The measurements are a sparse depth image in the optical frame (metres along z, NaN or 0 =
+no sample): full size (projected points, `project_points`; a LaserScan, `scan_to_sparse_depth`)
+or a coarse zone grid such as an 8 x 8 multizone ToF, against which the prediction is aggregated
+per zone (`zone_depths`). Residuals are log ratios: the unknown is a factor, so 2x too far and 2x
+too near weigh the same and thresholds are relative (0.2 ~ 20 %).
 """
 
 from __future__ import annotations

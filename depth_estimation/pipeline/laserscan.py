@@ -1,29 +1,13 @@
 """Depth image -> 2-D laser scan, as ros-perception/depthimage_to_laserscan does it (numpy only).
 
-2-D costmaps and planners (Nav2's obstacle layer, gmapping, AMCL) consume `sensor_msgs/LaserScan`.
-This module reproduces depthimage_to_laserscan's geometry so the node can publish a scan straight
-from the predicted depth, with no second node and no 16UC1 round trip:
-
-- Angles come from the intrinsics: angle_max is the angle between the ray through pixel
-  (0, cy) and the optical axis, angle_min minus the angle of the ray through (W - 1, cy); there
-  are W ranges and angle_increment = (angle_max - angle_min) / (W - 1). Left of the principal
-  point is a positive angle (LaserScan angles turn counter-clockwise about the scan frame's z axis,
-  which points up, i.e. along -y of the optical frame).
-- `scan_height` rows centred on cy are compressed into one scan: per angle the closest valid
-  range is kept, so anything in that band is an obstacle (`scan_rows` says which rows).
-- A pixel (u, v) with depth z lies at x = (u - cx) z / fx; its range is sqrt(x^2 + z^2), the
-  distance within the scan plane (the reference code uses these two coordinates; the vertical
-  offset y of rows around cy is not part of a 2-D range). Its bin is
-  floor((theta - angle_min) / angle_increment) with theta = -atan((u - cx) / fx). Uniform bins
-  over non-uniformly spaced pixel angles leave some bins near the centre without a pixel: those
-  stay NaN, as in the reference (its own tests accept up to 80 % NaN on an all-Inf image).
-
-NaN / Inf conventions (REP 117; the reference keeps NaN for finite out-of-range values, set
-`mark_out_of_range=False` for that): a bin holds the closest finite range within
-[range_min, range_max]; otherwise -Inf if something was closer than range_min (a -Inf depth or a
-finite range below range_min), otherwise +Inf if something was beyond range_max (a +Inf depth or a
-finite range above it), otherwise NaN (no measurement). -Inf wins over +Inf: an obstacle too close
-to measure matters more to a planner than free space.
+The geometry is the reference's (docs/refinement.md, "LaserScan output"): W ranges between the
+rays through the image edges at cy (left of the principal point is a positive angle), the range
+sqrt(x^2 + z^2) within the scan plane, the closest range per bin over `scan_height` rows. Uniform
+bins over non-uniformly spaced pixel angles leave some bins near the centre NaN, as in the
+reference. It differs in two places: the band is the rows whose centres are nearest cy
+(`scan_rows`), and out-of-range values follow REP 117 (`mark_out_of_range`): a bin holds the
+closest range within [range_min, range_max], else -Inf if something was nearer, else +Inf if
+something was farther, else NaN (no measurement).
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """The per-frame corrections of the model's depth, as one plain class (numpy, no rclpy).
 
-Order, each step optional and switched by the settings:
+    model depth -> temporal filter -> x focal factor -> x anchored scale -> the REP 117 range
 
-    model depth -> temporal filter (temporal.py) -> x focal factor (focal.py)
-                -> x anchored scale (anchoring.py) -> the REP 117 range (ranges.py)
-
-Why this order: the temporal filter sees the network's own output, whose frame-to-frame noise its
-`temporal_noise` describes, and not the steps in scale that a new anchoring fit or another camera
-add (a global factor would look like motion to its gate and restart it). The focal factor and
-the anchored scale are global factors; the anchoring fit sees the depth with every other
-correction applied, so the scale it finds is what remains.
-
-Anchoring samples arrive on their own topics (`sparse_depth`: an Image registered to the camera,
-full size or a coarse zone grid; `scan`: a LaserScan placed by the static `scan_extrinsic`); the
-node converts each message to a `SparseSample`; the pipeline hands the latest to `refine`.
+each step optional. The temporal filter sees the network's own output, whose noise its
+`temporal_noise` describes, and not the steps a new anchoring fit or another camera add (its gate
+would take a global factor for motion). The anchoring fit sees the depth with every other
+correction applied, so the scale it finds is what remains. The node converts each anchoring
+message (`sparse_depth` or `scan`) to a `SparseSample`; the pipeline hands the latest to `refine`.
 """
 
 from __future__ import annotations
@@ -235,6 +228,3 @@ class DepthRefiner:
             return (f'anchoring: no accepted scale fit for {since} frames (holding '
                     f'{self.smoother.scale:.3f}): {self.last_problem or "fits refused"}')
         return None
-
-
-__all__ = ['camera_from_scan', 'DepthRefiner', 'SparseSample', 'STALE_FIT_FRAMES']

@@ -1,10 +1,8 @@
 """The node's parameters: the pipeline's setting groups, the node's own, and their ROS form.
 
-Every parameter is a field of a frozen settings group (`depth_estimation.pipeline.settings` for
-the per-frame ones, this module for outputs, colours and the lifecycle). From those fields come
-the ParameterSpecs (`PARAMETERS`), the rclpy ParameterDescriptors with their ranges, the
-validation (`NodeSettings.from_values`) and `config/depth_estimation.yaml`
-(`python -m depth_estimation.ros.parameters` rewrites it; a test fails when it is stale).
+From the settings fields come `PARAMETERS`, the rclpy ParameterDescriptors, the validation
+(`NodeSettings.from_values`) and `config/depth_estimation.yaml`, which
+`python -m depth_estimation.ros.parameters` rewrites (a test fails when it is stale).
 """
 
 from __future__ import annotations
@@ -216,10 +214,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'wrote {path}')
     return 0
 
-
-__all__ = ['ColorizeSettings', 'descriptor', 'LIFECYCLE_PARAMETERS', 'LifecycleSettings',
-           'NodeParameters', 'NodeSettings', 'OutputSettings', 'PARAMETERS', 'parameters_yaml',
-           'SPECS', 'runtime_names', 'widen_overrides']
 
 if __name__ == '__main__':
     sys.exit(main())

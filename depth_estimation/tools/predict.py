@@ -1,13 +1,8 @@
 """`depth-estimation predict`: offline metric depth for image files, folders and videos.
 
-For each frame NAME (an image's file stem, or `VIDEO_000123` for frame 123 of VIDEO) it writes in
-the output folder, as selected with `--outputs`:
-- `NAME_depth.npy`: float32 (H, W) depth in metres, as the model returned it;
-- `NAME_depth_mm.png`: 16-bit PNG in millimetres, 0 = invalid, saturated at 65.535 m;
-- `NAME_depth_color.png`: the depth in a colour map with a colour bar labelled in metres;
-- `NAME_points.ply`: point cloud (x y z float + red green blue uchar, invalid points skipped),
-  which needs intrinsics from `--camera FILE` or `--fov DEG`.
-Unreadable inputs are reported and skipped; the exit code is 1 only if no frame was processed.
+For each frame NAME (an image's file stem, or `VIDEO_000123` for frame 123 of VIDEO) it writes the
+`--outputs` into the output folder (see `register`). Unreadable inputs are reported and skipped;
+the exit code is 1 only if no frame was processed.
 """
 
 from __future__ import annotations
