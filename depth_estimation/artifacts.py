@@ -1,9 +1,4 @@
-"""Metadata that travels beside every model artifact (`model.onnx` -> `model.onnx.json`).
-
-Runtime code reads the network input size, normalisation and depth range from here instead of re-
-declaring
-them. Torch-free: ONNX Runtime and TensorRT deployments need only numpy.
-"""
+"""Metadata beside every model artifact (`model.onnx.json`): input size, normalisation, range."""
 
 from __future__ import annotations
 
@@ -15,14 +10,13 @@ from typing import Any, Mapping, Union
 
 METADATA_FORMAT = 'depth_estimation.artifact/1'
 PathLike = Union[str, Path]
-HASH_CHUNK = 1 << 20
 
 
 def file_sha256(path: PathLike) -> str:
     """SHA-256 (hex) of a file, read in 1 MiB chunks (engines can be gigabytes)."""
     digest = hashlib.sha256()
     with open(path, 'rb') as stream:
-        for chunk in iter(lambda: stream.read(HASH_CHUNK), b''):
+        for chunk in iter(lambda: stream.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
 

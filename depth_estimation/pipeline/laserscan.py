@@ -19,7 +19,7 @@ import numpy as np
 
 from depth_estimation.geometry import Intrinsics
 
-# depthimage_to_laserscan's defaults (cfg/param.yaml of ros-perception/depthimage_to_laserscan)
+# depthimage_to_laserscan's defaults
 DEFAULT_SCAN_HEIGHT = 1
 DEFAULT_RANGE_MIN = 0.45
 DEFAULT_RANGE_MAX = 10.0
@@ -57,12 +57,9 @@ def scan_geometry(intrinsics: Intrinsics, range_min: float = DEFAULT_RANGE_MIN,
 
 
 def scan_rows(intrinsics: Intrinsics, scan_height: int) -> tuple[int, int]:
-    """First row and number of rows of the band of `scan_height` rows centred on cy.
+    """First row and number of rows of the `scan_height` rows whose centres are nearest cy.
 
-    Rows whose centres are nearest cy (pixel-centre convention of depth_estimation.geometry):
-    first = floor(cy - (scan_height - 1) / 2 + 0.5). The reference computes
-    int(cy - scan_height / 2), which is the same band shifted half a row up (for cy = 240 and
-    one row it reads row 239). The size check is the reference's.
+    The reference reads int(cy - scan_height / 2), half a row higher; the size check is its own.
     """
     if scan_height < 1:
         raise ValueError(f'scan_height must be at least 1, got {scan_height}')
@@ -79,11 +76,7 @@ def depth_to_scan(depth: np.ndarray, intrinsics: Intrinsics,
                   scan_height: int = DEFAULT_SCAN_HEIGHT,
                   range_min: float = DEFAULT_RANGE_MIN, range_max: float = DEFAULT_RANGE_MAX,
                   mark_out_of_range: bool = True) -> tuple[np.ndarray, ScanGeometry]:
-    """Depth (H, W) -> ranges float32 (W,) and the scan's angle/range fields.
-
-    `depth` is float metres along the optical axis (REP 118: NaN invalid, +-Inf kept as REP 117
-    says; 0.0 is treated as invalid) or uint16 millimetres (0 invalid), as the reference accepts.
-    """
+    """Depth (H, W) in float metres or uint16 millimetres -> ranges float32 (W,) and geometry."""
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
@@ -122,12 +115,9 @@ def depth_to_scan(depth: np.ndarray, intrinsics: Intrinsics,
 
     best = np.full(geometry.count, np.inf)
     np.minimum.at(best, bins[in_range], ranges[in_range])
-    has_close = np.zeros(geometry.count, dtype=bool)
-    has_close[bins[too_close]] = True
-    has_far = np.zeros(geometry.count, dtype=bool)
-    has_far[bins[too_far]] = True
-    has_valid = np.zeros(geometry.count, dtype=bool)
-    has_valid[bins[in_range]] = True
+    has_close = np.bincount(bins[too_close], minlength=geometry.count) > 0  # (W,) bool
+    has_far = np.bincount(bins[too_far], minlength=geometry.count) > 0
+    has_valid = np.bincount(bins[in_range], minlength=geometry.count) > 0
 
     result = np.full(geometry.count, np.nan)
     result[has_far] = np.inf
@@ -139,7 +129,7 @@ def depth_to_scan(depth: np.ndarray, intrinsics: Intrinsics,
 def scan_to_points(ranges: np.ndarray, angle_min: float, angle_increment: float) -> np.ndarray:
     """Ranges (N,) -> points (N, 3) float64 in the scan frame (x forward, y left, z up).
 
-    Non-finite ranges (NaN, +-Inf: no point) give NaN rows, so indices still match the ranges.
+    Non-finite ranges give NaN rows, so indices still match the ranges.
     """
     ranges = np.asarray(ranges, dtype=np.float64).reshape(-1)
     angles = angle_min + angle_increment * np.arange(ranges.size, dtype=np.float64)

@@ -84,8 +84,6 @@ class DepthRefiner:
         self.fits = 0  # accepted fits
         self.frames = 0
 
-    # Focal compensation ----------------------------------------------------------------------
-
     def training_camera(self, settings: Any) -> Optional[TrainingCamera]:
         """The training camera the settings name: training_fx, then a name, then the metadata."""
         if settings.training_fx > 0:
@@ -103,8 +101,6 @@ class DepthRefiner:
                              '(nyu, kitti, sevenscenes) or training_fx / training_width / '
                              'training_height')
 
-    # State -------------------------------------------------------------------------------------
-
     def reset_temporal(self) -> None:
         """Forget the filter state (a new resolution or stream); the next frame passes through."""
         if self.temporal is not None:
@@ -119,8 +115,6 @@ class DepthRefiner:
             self.temporal = TemporalFilter(alpha=key[0], noise=key[1])
             self._temporal_key = key
         return self.temporal
-
-    # One frame ---------------------------------------------------------------------------------
 
     def refine(self, depth: np.ndarray, intrinsics: Optional[Intrinsics], settings: Any,
                sample: Optional[SparseSample] = None,
@@ -144,18 +138,13 @@ class DepthRefiner:
         self.smoother.alpha = float(settings.anchoring_smoothing)
         fit = self._fit(depth, intrinsics, settings, sample, image_stamp)
         self.last_fit = fit
-        if fit is not None and fit.ok:
-            self.fits += 1
-            self.last_problem = ''
-        elif fit is not None:
+        if fit is not None:
+            self.fits += int(fit.ok)
             self.last_problem = fit.reason
-        scale = self.smoother.update(fit) if fit is not None else self._hold()
-        return apply_scale(depth, scale)
-
-    def _hold(self) -> Optional[float]:
-        """No fit this frame: keep the current scale and count the frame."""
-        self.smoother.frames_since_fit += 1
-        return self.smoother.scale
+        if fit is None:  # keep the current scale and count the frame
+            self.smoother.frames_since_fit += 1
+            return apply_scale(depth, self.smoother.scale)
+        return apply_scale(depth, self.smoother.update(fit))
 
     def _fit(self, depth: np.ndarray, intrinsics: Optional[Intrinsics], settings: Any,
              sample: Optional[SparseSample], image_stamp: Optional[float]) -> Optional[ScaleFit]:
@@ -186,8 +175,6 @@ class DepthRefiner:
         except ValueError as error:  # a sparse image larger than the depth, say
             self.last_problem = str(error)
             return None
-
-    # Diagnostics -------------------------------------------------------------------------------
 
     def diagnostics(self, settings: Any) -> list[tuple[str, str]]:
         """Key-value pairs for /diagnostics about the corrections that are switched on."""
