@@ -100,8 +100,7 @@ def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     if spec.range is not None and isinstance(spec.default, float):
         result.floating_point_range = [FloatingPointRange(
             from_value=float(spec.range[0]), to_value=float(spec.range[1]), step=0.0)]
-    elif spec.range is not None and isinstance(spec.default, int) \
-            and not isinstance(spec.default, bool):
+    elif spec.range is not None:  # an integer (no bool or string has a range)
         result.integer_range = [IntegerRange(
             from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=1)]
     return result

@@ -24,12 +24,6 @@ DEFAULT_TOPICS = ('depth/image', 'depth/camera_info', 'points', 'depth/image_raw
 QUEUE_DEPTH = 100
 
 
-def message_class(type_name: str) -> type:
-    """'sensor_msgs/msg/Image' -> the rclpy message class."""
-    package, kind, name = type_name.split('/')
-    return getattr(importlib.import_module(f'{package}.{kind}'), name)
-
-
 class McapRecorder:
     """Records topics into one MCAP rosbag2; `poll()` now and then subscribes to new topics."""
 
@@ -72,8 +66,10 @@ class McapRecorder:
             connection = self.writer.add_connection(topic, type_name, typestore=self.typestore)
             self._connections[topic] = connection
             self.counts[topic] = 0
+            package, kind, name = type_name.split('/')  # 'sensor_msgs/msg/Image'
+            message_type = getattr(importlib.import_module(f'{package}.{kind}'), name)
             self._subscriptions.append(self.node.create_subscription(
-                message_class(type_name), topic,
+                message_type, topic,
                 lambda data, topic=topic: self._write(topic, data), qos, raw=True))
             added.append(topic)
         return added
@@ -91,12 +87,6 @@ class McapRecorder:
         for subscription in self._subscriptions:
             self.node.destroy_subscription(subscription)
         self.writer.close()
-
-    def __enter__(self) -> McapRecorder:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
