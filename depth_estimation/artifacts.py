@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, MISSING
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -59,9 +59,8 @@ class ArtifactMetadata:
         if version != METADATA_FORMAT:
             raise ValueError(f'metadata format {version!r} is not {METADATA_FORMAT!r}')
         names = {f.name for f in fields(cls)}
-        missing = sorted(n for n in ('model_name', 'input_name', 'output_name', 'input_height',
-                                     'input_width', 'mean', 'std', 'min_depth', 'max_depth')
-                         if n not in data)
+        missing = sorted(f.name for f in fields(cls) if f.name not in data
+                         and f.default is MISSING and f.default_factory is MISSING)
         if missing:
             raise ValueError(f'metadata lacks {missing}')
         values = {k: v for k, v in data.items() if k in names}

@@ -160,9 +160,8 @@ def pack_cloud(points: np.ndarray, rgb: Optional[np.ndarray] = None
         raise ValueError(f'rgb shape {np.asarray(rgb).shape} does not match points {points.shape}')
     dtype = cloud_dtype(rgb is not None).newbyteorder('<')
     cloud = np.empty(points.shape[:2], dtype=dtype)  # (H, W) structured
-    cloud['x'] = points[..., 0]
-    cloud['y'] = points[..., 1]
-    cloud['z'] = points[..., 2]
+    for axis, name in enumerate('xyz'):
+        cloud[name] = points[..., axis]
     if rgb is not None:
         cloud['rgb'] = pack_rgb(rgb)
     fields = [(name, dtype.fields[name][1], POINT_FIELD_FLOAT32) for name in dtype.names]

@@ -86,8 +86,6 @@ def add_colorbar(image: np.ndarray, min_depth: float, max_depth: float,
                  colormap: str = DEFAULT_COLORMAP, title: str = 'depth [m]') -> np.ndarray:
     """A new image: `image` (H, W, 3) uint8 with a colour bar in metres on its right."""
     image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., np.newaxis], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f'expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}')
     check_range(min_depth, max_depth)

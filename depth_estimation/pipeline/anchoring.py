@@ -75,10 +75,7 @@ def zone_depths(depth: np.ndarray, zones: tuple[int, int] = DEFAULT_ZONES,
 
 def sample_pairs(predicted: np.ndarray, sparse: np.ndarray,
                  min_valid_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted, measured) pairs from a prediction (H, W) and a full-size or zone sparse image.
-
-    Pairs with a non-positive or non-finite side are dropped.
-    """
+    """Usable (predicted, measured) pairs from a prediction (H, W) and a full or zone image."""
     predicted = np.asarray(predicted)
     sparse = np.asarray(sparse)
     if predicted.ndim != 2 or sparse.ndim != 2:
@@ -176,11 +173,7 @@ def fit_scale_to_sparse(predicted: np.ndarray, sparse: np.ndarray, method: str =
 
 def project_points(points: np.ndarray, intrinsics: Intrinsics,
                    min_depth: float = 1e-3) -> np.ndarray:
-    """Points (N, 3) in the optical frame -> sparse depth (H, W) float32, NaN elsewhere.
-
-    Points behind the camera, non-finite or outside the image are dropped; the nearest per pixel
-    is kept.
-    """
+    """Points (N, 3) in the optical frame -> sparse depth (H, W) float32: the nearest, or NaN."""
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f'expected points of shape (N, 3), got {points.shape}')

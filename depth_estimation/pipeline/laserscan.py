@@ -127,10 +127,7 @@ def depth_to_scan(depth: np.ndarray, intrinsics: Intrinsics,
 
 
 def scan_to_points(ranges: np.ndarray, angle_min: float, angle_increment: float) -> np.ndarray:
-    """Ranges (N,) -> points (N, 3) float64 in the scan frame (x forward, y left, z up).
-
-    Non-finite ranges give NaN rows, so indices still match the ranges.
-    """
+    """Ranges (N,) -> points (N, 3) float64 in the scan frame; NaN rows for non-finite ranges."""
     ranges = np.asarray(ranges, dtype=np.float64).reshape(-1)
     angles = angle_min + angle_increment * np.arange(ranges.size, dtype=np.float64)
     valid = np.isfinite(ranges)

@@ -76,7 +76,6 @@ class DepthRefiner:
         self._metadata_camera = (training_camera(dict(metadata_camera))
                                  if metadata_camera else None)
         self.temporal: Optional[TemporalFilter] = None
-        self._temporal_key: Optional[tuple[float, float]] = None
         self.smoother = ScaleSmoother()
         self.last_fit: Optional[ScaleFit] = None
         self.last_problem = ''  # why the last frame had no scale fit ('' when it had one)
@@ -107,13 +106,11 @@ class DepthRefiner:
             self.temporal.reset()
 
     def _temporal_filter(self, settings: Any) -> Optional[TemporalFilter]:
-        if not settings.temporal_filter:
-            self.temporal, self._temporal_key = None, None
-            return None
         key = (settings.temporal_alpha, settings.temporal_noise)
-        if self.temporal is None or key != self._temporal_key:
+        if not settings.temporal_filter:
+            self.temporal = None
+        elif self.temporal is None or key != (self.temporal.alpha, self.temporal.noise):
             self.temporal = TemporalFilter(alpha=key[0], noise=key[1])
-            self._temporal_key = key
         return self.temporal
 
     def refine(self, depth: np.ndarray, intrinsics: Optional[Intrinsics], settings: Any,
@@ -138,12 +135,11 @@ class DepthRefiner:
         self.smoother.alpha = float(settings.anchoring_smoothing)
         fit = self._fit(depth, intrinsics, settings, sample, image_stamp)
         self.last_fit = fit
-        if fit is not None:
-            self.fits += int(fit.ok)
-            self.last_problem = fit.reason
         if fit is None:  # keep the current scale and count the frame
             self.smoother.frames_since_fit += 1
             return apply_scale(depth, self.smoother.scale)
+        self.fits += int(fit.ok)
+        self.last_problem = fit.reason
         return apply_scale(depth, self.smoother.update(fit))
 
     def _fit(self, depth: np.ndarray, intrinsics: Optional[Intrinsics], settings: Any,
