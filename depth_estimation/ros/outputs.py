@@ -28,7 +28,7 @@ class OutputStage:
 
     name: ClassVar[str] = ''
     topics: ClassVar[tuple[tuple[str, type], ...]] = ()
-    switch: ClassVar[str] = ''  # the boolean setting that enables the stage; '' = always
+    enabled_by: ClassVar[str] = ''  # the boolean setting that enables the stage; '' = always
     requires: ClassVar[frozenset[str]] = frozenset()  # what the model must offer, e.g. confidence
 
     def __init__(self, create_publisher: PublisherFactory) -> None:
@@ -38,7 +38,7 @@ class OutputStage:
     @classmethod
     def enabled(cls, settings: NodeSettings) -> bool:
         """Whether this stage exists for these (configure-time) settings."""
-        return not cls.switch or getattr(settings, cls.switch)
+        return not cls.enabled_by or getattr(settings, cls.enabled_by)
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         raise NotImplementedError
@@ -61,7 +61,7 @@ class DepthRawStage(OutputStage):
 
     name = 'depth_raw'
     topics = (('depth/image_raw', Image),)
-    switch = 'publish_depth_raw'
+    enabled_by = 'publish_depth_raw'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         self.publishers['depth/image_raw'].publish(
@@ -84,7 +84,7 @@ class PointsStage(OutputStage):
 
     name = 'points'
     topics = (('points', PointCloud2),)
-    switch = 'publish_points'
+    enabled_by = 'publish_points'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.points is not None:
@@ -97,7 +97,7 @@ class ColorizedStage(OutputStage):
 
     name = 'colorized'
     topics = (('depth/colorized', Image),)
-    switch = 'publish_colorized'
+    enabled_by = 'publish_colorized'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         low, high = frame.depth_range
@@ -113,7 +113,7 @@ class ConfidenceStage(OutputStage):
     name = 'confidence'
     topics = (('depth/confidence', Image),)
     requires = frozenset({'confidence'})
-    switch = 'publish_confidence'
+    enabled_by = 'publish_confidence'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.confidence is not None:
@@ -130,7 +130,7 @@ class ScanStage(OutputStage):
 
     name = 'scan'
     topics = (('scan_out', LaserScan),)
-    switch = 'publish_scan'
+    enabled_by = 'publish_scan'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.scan_ranges is None:
