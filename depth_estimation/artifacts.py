@@ -26,8 +26,7 @@ class ArtifactMetadata:
     """What a runtime must know to feed an artifact and read its output."""
 
     model_name: str
-    # (1, 3, input_height, input_width) float32, RGB normalised as (x / 255 - mean) / std
-    input_name: str
+    input_name: str  # (1, 3, input_height, input_width) float32, RGB as (x / 255 - mean) / std
     output_name: str  # (1, 1, input_height, input_width) float32 metres
     input_height: int
     input_width: int
@@ -37,11 +36,9 @@ class ArtifactMetadata:
     max_depth: float
     model_config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ''
-    # what it was made from (checkpoint + sha256)
-    source: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)  # what it was made from, with sha256
     versions: dict[str, str] = field(default_factory=dict)  # library versions at export
-    # exporter details: opset, parity report, ...
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # exporter details: opset, parity, ...
 
     @property
     def input_size(self) -> tuple[int, int]:

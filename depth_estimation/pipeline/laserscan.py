@@ -5,9 +5,9 @@ rays through the image edges at cy (left of the principal point is a positive an
 sqrt(x^2 + z^2) within the scan plane, the closest range per bin over `scan_height` rows. Uniform
 bins over non-uniformly spaced pixel angles leave some bins near the centre NaN, as in the
 reference. It differs in two places: the band is the rows whose centres are nearest cy
-(`scan_rows`), and out-of-range values follow REP 117 (`mark_out_of_range`): a bin holds the
-closest range within [range_min, range_max], else -Inf if something was nearer, else +Inf if
-something was farther, else NaN (no measurement).
+(`scan_rows`), and out-of-range values follow REP 117 (`mark_out_of_range=False`: the reference's
+NaN): a bin holds the closest range within [range_min, range_max], else -Inf if something was
+nearer, else +Inf if something was farther, else NaN.
 """
 
 from __future__ import annotations

@@ -59,7 +59,6 @@ class SimCameraNode(Node):
                              f'{values["reliability"]!r}')
         self.frame_id = str(values['frame_id'])
         self.max_frames = int(values['max_frames'])
-        self.publish_ground_truth = bool(values['publish_ground_truth'])
         camera = CameraModel(width=int(values['width']), height=int(values['height']),
                              vertical_fov_deg=float(values['vertical_fov']))
         self.camera = SimulatedCamera(seed=int(values['seed']),
@@ -72,7 +71,7 @@ class SimCameraNode(Node):
         self.image_publisher = self.create_publisher(Image, 'image', qos)
         self.info_publisher = self.create_publisher(CameraInfo, 'camera_info', qos)
         self.depth_publisher = (self.create_publisher(Image, 'ground_truth/depth', qos)
-                                if self.publish_ground_truth else None)
+                                if values['publish_ground_truth'] else None)
         self.published = 0
         self._scene: Optional[int] = None
         self.timer = self.create_timer(1.0 / float(values['rate']), self._tick)
