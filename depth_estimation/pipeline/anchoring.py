@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from depth_estimation.geometry import Intrinsics
+from depth_estimation.pipeline.laserscan import scan_to_points
 
 METHODS = ('ransac', 'trimmed', 'median')
 # Defaults measured on real frames (benchmarks/anchoring.py, docs/refinement.md).
@@ -202,12 +203,9 @@ def scan_to_sparse_depth(ranges: np.ndarray, angle_min: float, angle_increment: 
     if transform.shape != (4, 4):
         raise ValueError(f'camera_from_scan must be a 4 x 4 matrix, got {transform.shape}')
     ranges = np.asarray(ranges, dtype=np.float64).reshape(-1)
-    angles = angle_min + angle_increment * np.arange(ranges.size, dtype=np.float64)
     with np.errstate(invalid='ignore'):
         keep = np.isfinite(ranges) & (ranges >= range_min) & (ranges <= range_max)
-    r = ranges[keep]
-    scan_points = np.stack([r * np.cos(angles[keep]), r * np.sin(angles[keep]),
-                            np.zeros_like(r)], axis=-1)  # (N, 3) scan frame
+    scan_points = scan_to_points(ranges, angle_min, angle_increment)[keep]  # (N, 3) scan frame
     camera_points = scan_points @ transform[:3, :3].T + transform[:3, 3]  # (N, 3) optical
     return project_points(camera_points, intrinsics)
 
