@@ -294,7 +294,7 @@ def expected_frames(files: list[Path], stride: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from depth_estimation.inference import open_backend
-    from depth_estimation.io import read_intrinsics_file
+    from depth_estimation.io import intrinsics_from_fov, read_intrinsics_file
     from depth_estimation.progress import Progress
     from depth_estimation.visualize import colormap_lut
 
@@ -303,14 +303,9 @@ def run(args: argparse.Namespace) -> int:
     colormap_lut(args.colormap)  # fail early on an unknown colour map
     if args.stride < 1:
         raise ValueError(f'--stride must be >= 1, got {args.stride}')
-    camera = CameraModel()
-    if args.camera is not None:
-        camera.file_intrinsics = read_intrinsics_file(args.camera)
-    elif args.fov is not None:
-        from depth_estimation.io import intrinsics_from_fov
-
+    if args.fov is not None:
         intrinsics_from_fov(args.fov, 2, 2)  # validate the angle now
-        camera.fov = args.fov
+    camera = CameraModel(read_intrinsics_file(args.camera) if args.camera else None, args.fov)
     if 'ply' in kinds and not camera.available:
         print('predict: no --camera or --fov given, so no point clouds are written',
               file=sys.stderr)
