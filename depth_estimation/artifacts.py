@@ -1,28 +1,22 @@
-"""Metadata that travels beside every model artifact (`model.onnx` -> `model.onnx.json`).
-
-Runtime code reads the network input size, normalisation and depth range from here instead of re-
-declaring
-them. Torch-free: ONNX Runtime and TensorRT deployments need only numpy.
-"""
+"""Metadata beside every model artifact (`model.onnx.json`): input size, normalisation, range."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, MISSING
 from pathlib import Path
 from typing import Any, Mapping, Union
 
 METADATA_FORMAT = 'depth_estimation.artifact/1'
 PathLike = Union[str, Path]
-HASH_CHUNK = 1 << 20
 
 
 def file_sha256(path: PathLike) -> str:
     """SHA-256 (hex) of a file, read in 1 MiB chunks (engines can be gigabytes)."""
     digest = hashlib.sha256()
     with open(path, 'rb') as stream:
-        for chunk in iter(lambda: stream.read(HASH_CHUNK), b''):
+        for chunk in iter(lambda: stream.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -32,8 +26,7 @@ class ArtifactMetadata:
     """What a runtime must know to feed an artifact and read its output."""
 
     model_name: str
-    # (1, 3, input_height, input_width) float32, RGB normalised as (x / 255 - mean) / std
-    input_name: str
+    input_name: str  # (1, 3, input_height, input_width) float32, RGB as (x / 255 - mean) / std
     output_name: str  # (1, 1, input_height, input_width) float32 metres
     input_height: int
     input_width: int
@@ -43,11 +36,9 @@ class ArtifactMetadata:
     max_depth: float
     model_config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ''
-    # what it was made from (checkpoint + sha256)
-    source: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)  # what it was made from, with sha256
     versions: dict[str, str] = field(default_factory=dict)  # library versions at export
-    # exporter details: opset, parity report, ...
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # exporter details: opset, parity, ...
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -65,9 +56,8 @@ class ArtifactMetadata:
         if version != METADATA_FORMAT:
             raise ValueError(f'metadata format {version!r} is not {METADATA_FORMAT!r}')
         names = {f.name for f in fields(cls)}
-        missing = sorted(n for n in ('model_name', 'input_name', 'output_name', 'input_height',
-                                     'input_width', 'mean', 'std', 'min_depth', 'max_depth')
-                         if n not in data)
+        missing = sorted(f.name for f in fields(cls) if f.name not in data
+                         and f.default is MISSING and f.default_factory is MISSING)
         if missing:
             raise ValueError(f'metadata lacks {missing}')
         values = {k: v for k, v in data.items() if k in names}

@@ -1,15 +1,9 @@
 """Pinhole camera geometry in numpy: intrinsics, depth back-projection and PointCloud2 packing.
 
-No ROS imports: the node converts messages and calls these functions.
-
-Conventions
-- Optical frame (REP 103): x right, y down, z forward; depth is the z coordinate in metres
-  (REP 118).
-- Pixel centres: integer pixel coordinates (u, v) are the centres of pixels, as in ROS
-  `sensor_msgs/CameraInfo`, OpenCV and image_geometry; pixel (0, 0) covers
-  [-0.5, 0.5] x [-0.5, 0.5] and an image of width W spans [-0.5, W - 0.5]. Resizing a W-wide
-  image to W' maps the continuous coordinate x to (x + 0.5) * W' / W - 0.5 (as cv2.resize does),
-  so fx' = fx * W' / W and cx' = (cx + 0.5) * W' / W - 0.5 (likewise fy, cy with the heights).
+Optical frame (REP 103): x right, y down, z forward; depth is z in metres (REP 118). Integer pixel
+coordinates are pixel centres, as in CameraInfo, OpenCV and image_geometry: resizing a W-wide
+image to W' maps x to (x + 0.5) * W' / W - 0.5 (as cv2.resize does), so fx' = fx * W' / W and
+cx' = (cx + 0.5) * W' / W - 0.5 (likewise fy, cy with the heights).
 """
 
 from __future__ import annotations
@@ -19,8 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-# sensor_msgs/PointField datatype constant for FLOAT32.
-POINT_FIELD_FLOAT32 = 7
+POINT_FIELD_FLOAT32 = 7  # sensor_msgs/PointField datatype
 
 
 @dataclass(frozen=True)
@@ -167,9 +160,8 @@ def pack_cloud(points: np.ndarray, rgb: Optional[np.ndarray] = None
         raise ValueError(f'rgb shape {np.asarray(rgb).shape} does not match points {points.shape}')
     dtype = cloud_dtype(rgb is not None).newbyteorder('<')
     cloud = np.empty(points.shape[:2], dtype=dtype)  # (H, W) structured
-    cloud['x'] = points[..., 0]
-    cloud['y'] = points[..., 1]
-    cloud['z'] = points[..., 2]
+    for axis, name in enumerate('xyz'):
+        cloud[name] = points[..., axis]
     if rgb is not None:
         cloud['rgb'] = pack_rgb(rgb)
     fields = [(name, dtype.fields[name][1], POINT_FIELD_FLOAT32) for name in dtype.names]

@@ -1,9 +1,4 @@
-"""File formats for depth results (numpy + OpenCV + PyYAML, no torch, no ROS).
-
-- 16-bit depth PNG in millimetres (0 = invalid), the common RGB-D dataset encoding.
-- PLY point clouds: x y z float32 + red green blue uint8, binary little-endian or ASCII.
-- Camera intrinsics files, see `read_intrinsics_file`.
-"""
+"""File formats for depth results: 16-bit millimetre PNG, PLY point clouds, camera files."""
 
 from __future__ import annotations
 
@@ -29,8 +24,6 @@ _PLY_TYPES = {'char': 'i1', 'int8': 'i1', 'uchar': 'u1', 'uint8': 'u1', 'short':
               'uint': 'u4', 'uint32': 'u4', 'float': 'f4', 'float32': 'f4', 'double': 'f8',
               'float64': 'f8'}
 
-
-# --- 16-bit PNG depth ----------------------------------------------------------------------------
 
 def depth_to_mm(depth: np.ndarray) -> np.ndarray:
     """Float depth (H, W) metres -> uint16 (H, W) millimetres, rounded to the nearest millimetre.
@@ -67,16 +60,12 @@ def read_depth_png_mm(path: PathLike) -> np.ndarray:
     return depth
 
 
-# --- PLY point clouds ----------------------------------------------------------------------------
-
 def write_ply(path: PathLike, points: np.ndarray, colors: Optional[np.ndarray] = None,
               binary: bool = True, comments: tuple[str, ...] = ()) -> int:
-    """Write points (N, 3) (or organized (H, W, 3)) metres with RGB uint8 colours as a PLY file.
+    """Write points (N, 3) or (H, W, 3) metres with RGB uint8 colours (default white) as PLY.
 
-    Points with any non-finite coordinate are skipped (NaN marks invalid depth in
-    `geometry.depth_to_points`). Colours default to white. Format: `binary_little_endian 1.0`, or
-    ASCII with `binary=False` (9 significant digits, so float32 values read back exactly).
-    Returns the number of points written.
+    Points with a non-finite coordinate are skipped; ASCII keeps 9 significant digits, so float32
+    values read back exactly. Returns the number of points written.
     """
     points = np.asarray(points, dtype=np.float32).reshape(-1, 3)  # (N, 3)
     if colors is None:
@@ -105,7 +94,6 @@ def write_ply(path: PathLike, points: np.ndarray, colors: Optional[np.ndarray] =
                 vertices[name] = colors[:, channel]
             stream.write(vertices.tobytes())
         elif count:
-            # One C-level %-format over all values instead of a Python loop over the points.
             values = np.empty((count, 6), dtype=object)  # (N, 6) Python floats and ints
             values[:, :3] = points.astype(np.float64)
             values[:, 3:] = colors.astype(np.int64)
@@ -115,11 +103,7 @@ def write_ply(path: PathLike, points: np.ndarray, colors: Optional[np.ndarray] =
 
 
 def read_ply(path: PathLike) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Read the vertices of a PLY file -> (points (N, 3) float32, colours (N, 3) uint8 or None).
-
-    Supports ASCII and binary little/big-endian files whose first element is `vertex` with scalar
-    x, y, z (and optionally red, green, blue) properties, as `write_ply` writes them.
-    """
+    """PLY vertices (ASCII or binary) -> points (N, 3) float32 and colours (N, 3) uint8 or None."""
     with open(path, 'rb') as stream:
         if stream.readline().strip() != b'ply':
             raise ValueError(f'{path} is not a PLY file')
@@ -164,8 +148,6 @@ def read_ply(path: PathLike) -> tuple[np.ndarray, Optional[np.ndarray]]:
                           axis=1).astype(np.uint8)  # (N, 3)
     return points, colors
 
-
-# --- camera intrinsics files ---------------------------------------------------------------------
 
 def intrinsics_from_fov(horizontal_fov_deg: float, width: int, height: int) -> Intrinsics:
     """Pinhole intrinsics from a horizontal field of view: square pixels, principal point at the
@@ -236,11 +218,7 @@ def intrinsics_from_mapping(data: Mapping[str, Any], path: PathLike = '<camera>'
 
 
 def read_intrinsics_file(path: PathLike) -> Intrinsics:
-    """Intrinsics (at the calibration's own image size) from a JSON or YAML camera file.
-
-    See `intrinsics_from_mapping` for the formats. Lens distortion is ignored: the images are
-    assumed rectified (or distortion negligible).
-    """
+    """Intrinsics at the calibration's size from a JSON or YAML camera file (rectified images)."""
     path = Path(path)
     text = path.read_text()
     try:
@@ -251,8 +229,3 @@ def read_intrinsics_file(path: PathLike) -> Intrinsics:
         except yaml.YAMLError as error:
             raise ValueError(f'{path}: neither JSON nor YAML ({error})') from None
     return intrinsics_from_mapping(data, path)
-
-
-__all__ = ['MAX_DEPTH_MM', 'depth_to_mm', 'intrinsics_from_fov', 'intrinsics_from_mapping',
-           'read_depth_png_mm', 'read_intrinsics_file', 'read_ply', 'write_depth_png_mm',
-           'write_ply']

@@ -1,9 +1,7 @@
 """Pre- and post-processing around a static-shape depth network (numpy + OpenCV, no torch).
 
-Pre: RGB uint8 (H, W, 3) -> resize keeping the aspect ratio to fit the network input (h, w), pad
-the rest
-by reflection, normalise -> float32 (1, 3, h, w).
-Post: network depth (h, w) -> crop the padding -> resize back to (H, W).
+Pre: RGB uint8 (H, W, 3) -> letterbox resize into the network input (h, w), reflection padding,
+normalisation -> float32 (1, 3, h, w). Post: depth (h, w) -> crop the padding -> resize to (H, W).
 """
 
 from __future__ import annotations

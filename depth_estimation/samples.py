@@ -1,8 +1,4 @@
-"""Real sample frames shipped with the package (see resources/samples/README.md for sources and
-licences).
-
-Each sample is `<name>.png` (colour) with `<name>.yaml` beside it (ROS camera_info YAML).
-"""
+"""Real sample frames shipped with the package: `<name>.png` and its camera_info `<name>.yaml`."""
 
 from __future__ import annotations
 

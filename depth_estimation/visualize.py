@@ -1,8 +1,4 @@
-"""Depth visualisation in numpy + OpenCV (no torch, no ROS): colour maps and a labelled colour bar.
-
-Shared by `depth-estimation predict`, the ROS node and the demo. Images are RGB uint8 (H, W, 3);
-depth is float metres (H, W) where non-finite or <= 0 means invalid (drawn black).
-"""
+"""Depth visualisation: colour maps and a labelled colour bar (RGB uint8; invalid depth black)."""
 
 from __future__ import annotations
 
@@ -38,10 +34,7 @@ def check_range(min_depth: float, max_depth: float) -> None:
 
 def auto_range(depth: np.ndarray, low_percentile: float = 2.0,
                high_percentile: float = 98.0) -> Optional[tuple[float, float]]:
-    """Robust display range (metres) of the valid depth: the given percentiles, widened if flat.
-
-    None if no pixel is valid.
-    """
+    """Display range (metres) of the valid depth: percentiles, widened if flat; None if none."""
     valid = np.asarray(depth)[valid_depth_mask(depth)]  # (N,) metres
     if valid.size == 0:
         return None
@@ -54,11 +47,7 @@ def auto_range(depth: np.ndarray, low_percentile: float = 2.0,
 
 def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float,
                    colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
-    """Float depth (H, W) metres -> RGB uint8 (H, W, 3).
-
-    `min_depth` maps to the first colour of the map and `max_depth` to the last (linear, values
-    outside are clipped); invalid pixels (NaN, +-Inf, <= 0) are black.
-    """
+    """Float depth (H, W) metres -> RGB uint8 (H, W, 3), linear from min_depth to max_depth."""
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
@@ -95,14 +84,8 @@ def format_ticks(ticks: np.ndarray) -> list[str]:
 
 def add_colorbar(image: np.ndarray, min_depth: float, max_depth: float,
                  colormap: str = DEFAULT_COLORMAP, title: str = 'depth [m]') -> np.ndarray:
-    """`image` (H, W, 3) uint8 with a vertical colour bar labelled in metres appended on the right.
-
-    The bar runs from `min_depth` (bottom) to `max_depth` (top) in `colormap`, the same mapping as
-    `colorize_depth`. Returns a new (H, W + panel, 3) uint8 image; the input is not modified.
-    """
+    """A new image: `image` (H, W, 3) uint8 with a colour bar in metres on its right."""
     image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., np.newaxis], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f'expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}')
     check_range(min_depth, max_depth)
@@ -148,7 +131,3 @@ def add_colorbar(image: np.ndarray, min_depth: float, max_depth: float,
         cv2.putText(panel, label, (bar_right + tick_length + margin // 2, row + text_height // 2),
                     font, font_scale, white, thickness, cv2.LINE_AA)
     return np.concatenate([image, panel], axis=1)
-
-
-__all__ = ['COLORMAPS', 'DEFAULT_COLORMAP', 'add_colorbar', 'auto_range', 'colorize_depth',
-           'colormap_lut', 'nice_ticks']

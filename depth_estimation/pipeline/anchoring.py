@@ -1,21 +1,12 @@
 """Scale anchoring: fit the metric scale of predicted depth to sparse metric measurements (numpy).
 
-Monocular metric depth is right up to a scale that drifts with the camera and the scene. A few
-metric samples fix it: a multizone time-of-flight sensor (8 x 8 zones), LiDAR points projected
-into the image, or a 2-D LaserScan. Per frame, `fit_scale` estimates the factor s with
-depth_metric ~= s * depth_predicted from the pairs (predicted, measured), robustly, and says how
-much it trusts the fit; `ScaleSmoother` smooths s over time in log space and follows real jumps.
-
-Inputs, all as a sparse depth image in the camera's optical frame (REP 118: metres along z,
-NaN or 0 = no sample):
-- the same size as the prediction: each valid pixel is one sample (projected LiDAR points,
-  `project_points`; a LaserScan, `scan_to_sparse_depth`);
-- smaller than the prediction (e.g. an 8 x 8 multizone ToF image covering the camera's field of
-  view): each sparse pixel is a zone covering a block of the prediction, and the prediction is
-  aggregated over that block (`zone_depths`, median) before it is compared.
-
-Why log ratios: the unknown is a factor, so residuals r_i = log(measured_i / predicted_i) are
-symmetric (2x too far and 2x too near weigh the same) and thresholds are relative (0.2 ~ 20 %).
+`fit_scale` estimates, per frame and robustly, the factor s with metric ~= s * predicted from
+(predicted, measured) pairs; `ScaleSmoother` smooths s over time in log space and follows real
+jumps. The measurements are a sparse depth image in the optical frame (metres along z, NaN or 0 =
+no sample): full size (projected points, `project_points`; a LaserScan, `scan_to_sparse_depth`)
+or a coarse zone grid such as an 8 x 8 multizone ToF, against which the prediction is aggregated
+per zone (`zone_depths`). Residuals are log ratios: the unknown is a factor, so 2x too far and 2x
+too near weigh the same and thresholds are relative (0.2 ~ 20 %).
 """
 
 from __future__ import annotations
@@ -27,11 +18,10 @@ from typing import Optional
 import numpy as np
 
 from depth_estimation.geometry import Intrinsics
+from depth_estimation.pipeline.laserscan import scan_to_points
 
 METHODS = ('ransac', 'trimmed', 'median')
-# Defaults chosen on real frames with a trained model (benchmarks/anchoring.py,
-# docs/refinement.md): the median-based fits came closest to the oracle scale; a threshold of 0.1
-# refused most NYU frames of a model whose per-pixel errors exceed 10 %.
+# Defaults measured on real frames (benchmarks/anchoring.py, docs/refinement.md).
 DEFAULT_METHOD = 'trimmed'
 DEFAULT_MIN_SAMPLES = 8
 DEFAULT_INLIER_THRESHOLD = 0.2  # |log ratio| <= 0.2: within about 20 % of the consensus scale
@@ -57,11 +47,10 @@ class ScaleFit:
 
 def zone_depths(depth: np.ndarray, zones: tuple[int, int] = DEFAULT_ZONES,
                 min_valid_fraction: float = 0.5) -> np.ndarray:
-    """Aggregate depth (H, W) into a (rows, cols) grid of zones: each block's median valid depth.
+    """Depth (H, W) -> a (rows, cols) grid of each block's median valid depth, as a ToF zone.
 
-    This is what a multizone ToF reports per zone (one distance for the dominant target), and how
-    the prediction is compared with it. Blocks split the image evenly (edges rounded down);
-    a zone with less than `min_valid_fraction` valid pixels is NaN.
+    Blocks split the image evenly (edges rounded down); one with less than `min_valid_fraction`
+    valid pixels is NaN.
     """
     depth = np.asarray(depth)
     if depth.ndim != 2:
@@ -87,12 +76,7 @@ def zone_depths(depth: np.ndarray, zones: tuple[int, int] = DEFAULT_ZONES,
 
 def sample_pairs(predicted: np.ndarray, sparse: np.ndarray,
                  min_valid_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted, measured) pairs from a prediction (H, W) and a sparse depth image.
-
-    Same size: one pair per valid sparse pixel. Smaller (h, w) with h <= H, w <= W: zones, the
-    prediction is aggregated per zone by `zone_depths`. Pairs with a non-positive or non-finite
-    side are dropped.
-    """
+    """Usable (predicted, measured) pairs from a prediction (H, W) and a full or zone image."""
     predicted = np.asarray(predicted)
     sparse = np.asarray(sparse)
     if predicted.ndim != 2 or sparse.ndim != 2:
@@ -117,16 +101,12 @@ def fit_scale(predicted: np.ndarray, measured: np.ndarray, method: str = DEFAULT
               min_inlier_fraction: float = DEFAULT_MIN_INLIER_FRACTION) -> ScaleFit:
     """Robust scale s with measured ~= s * predicted, from paired samples (any equal shapes).
 
-    Methods, on the log ratios r_i = log(measured_i / predicted_i):
-    - 'ransac': the hypothesis (each sample's own r_i, tried exhaustively: one sample is a
-      minimal set) with the most samples within `inlier_threshold`, then refined to the median
-      of its inliers. Deterministic; tolerates up to half the samples being outliers and more
-      when they scatter.
-    - 'trimmed': start from the median, keep |r - centre| <= max(3 MAD * 1.4826,
-      inlier_threshold / 2), re-centre on the kept ones, until nothing changes.
-    - 'median': exp(median(r)); breakdown point 50 %.
-    The fit is refused (ok False, scale 1.0) with fewer than `min_samples` pairs, fewer than
-    `min_samples` inliers, or an inlier fraction below `min_inlier_fraction`.
+    Methods on the log ratios r_i = log(measured_i / predicted_i): 'ransac' (each r_i is a
+    hypothesis; the one with most samples within `inlier_threshold`, refined to the median of its
+    inliers), 'trimmed' (from the median, keep |r - centre| <= max(3 MAD * 1.4826,
+    inlier_threshold / 2) and re-centre until nothing changes) or 'median'. The fit is refused
+    (ok False, scale 1.0) with fewer than `min_samples` pairs or inliers, or an inlier fraction
+    below `min_inlier_fraction`.
     """
     if method not in METHODS:
         raise ValueError(f'unknown scale method {method!r}; expected one of {METHODS}')
@@ -187,18 +167,14 @@ def fit_scale(predicted: np.ndarray, measured: np.ndarray, method: str = DEFAULT
 
 def fit_scale_to_sparse(predicted: np.ndarray, sparse: np.ndarray, method: str = DEFAULT_METHOD,
                         **options: float) -> ScaleFit:
-    """`fit_scale` on the pairs of `sample_pairs(predicted, sparse)` (full-size or zone image)."""
+    """`fit_scale` on the pairs of `sample_pairs(predicted, sparse)`."""
     pred_values, measured_values = sample_pairs(predicted, sparse)
     return fit_scale(pred_values, measured_values, method, **options)
 
 
 def project_points(points: np.ndarray, intrinsics: Intrinsics,
                    min_depth: float = 1e-3) -> np.ndarray:
-    """Points (N, 3) in the camera's optical frame -> sparse depth (H, W) float32, NaN elsewhere.
-
-    Points behind the camera (z < min_depth), non-finite or outside the image are dropped; where
-    several land on one pixel the nearest is kept (it occludes the others).
-    """
+    """Points (N, 3) in the optical frame -> sparse depth (H, W) float32: the nearest, or NaN."""
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f'expected points of shape (N, 3), got {points.shape}')
@@ -219,28 +195,22 @@ def scan_to_sparse_depth(ranges: np.ndarray, angle_min: float, angle_increment: 
                          range_min: float = 0.0, range_max: float = math.inf) -> np.ndarray:
     """A LaserScan projected into the camera: sparse depth (H, W) float32, NaN elsewhere.
 
-    `camera_from_scan` is the 4 x 4 transform taking points from the scan frame (x forward,
-    y left, z up; REP 103) into the camera's optical frame (x right, y down, z forward), i.e. the
-    pose of the scan frame in the optical frame, as tf2 gives it for (target=optical frame,
-    source=scan frame). Ranges outside [range_min, range_max] or non-finite (REP 117 NaN / Inf)
-    are not samples.
+    `camera_from_scan` is the 4 x 4 pose of the scan frame (x forward, y left, z up) in the
+    optical frame (x right, y down, z forward). Non-finite ranges or ranges outside
+    [range_min, range_max] are not samples.
     """
     transform = np.asarray(camera_from_scan, dtype=np.float64)
     if transform.shape != (4, 4):
         raise ValueError(f'camera_from_scan must be a 4 x 4 matrix, got {transform.shape}')
     ranges = np.asarray(ranges, dtype=np.float64).reshape(-1)
-    angles = angle_min + angle_increment * np.arange(ranges.size, dtype=np.float64)
     with np.errstate(invalid='ignore'):
         keep = np.isfinite(ranges) & (ranges >= range_min) & (ranges <= range_max)
-    r = ranges[keep]
-    scan_points = np.stack([r * np.cos(angles[keep]), r * np.sin(angles[keep]),
-                            np.zeros_like(r)], axis=-1)  # (N, 3) scan frame
+    scan_points = scan_to_points(ranges, angle_min, angle_increment)[keep]  # (N, 3) scan frame
     camera_points = scan_points @ transform[:3, :3].T + transform[:3, 3]  # (N, 3) optical
     return project_points(camera_points, intrinsics)
 
 
-# Optical frame (x right, y down, z forward) from a forward-looking scan frame (x forward, y left,
-# z up) at the same origin: the usual mounting of a planar LiDAR level with the camera.
+# Optical frame (x right, y down, z forward) from a forward frame (x forward, y left, z up).
 OPTICAL_FROM_FORWARD = np.array([[0.0, -1.0, 0.0, 0.0],
                                  [0.0, 0.0, -1.0, 0.0],
                                  [1.0, 0.0, 0.0, 0.0],
@@ -250,15 +220,10 @@ OPTICAL_FROM_FORWARD = np.array([[0.0, -1.0, 0.0, 0.0],
 class ScaleSmoother:
     """Exponential moving average of per-frame scales in log space, with a reset on real jumps.
 
-    - A refused fit (`ok` False) leaves the scale as it is (`frames_since_fit` counts them).
-    - A fit within `jump_threshold` (log) of the current scale moves it by `alpha` of the
-      difference.
-    - A fit further away is held back as a candidate jump; after `jump_frames` consecutive
-      candidates that agree with each other within `jump_threshold`, the scale resets to their
-      median (the scene or the camera changed). A single outlier frame therefore never moves the
-      scale, and a real change is followed after `jump_frames` frames instead of being averaged in
-      slowly. `jump_frames=1` resets at once.
-    `scale` is None until the first accepted fit.
+    A fit within `jump_threshold` (log) of the scale moves it by `alpha` of the difference; a
+    refused fit leaves it (`frames_since_fit` counts them). A fit further away is a candidate
+    jump: after `jump_frames` consecutive candidates that agree within `jump_threshold`, the scale
+    resets to their median, so one outlier frame never moves it. None until the first fit.
     """
 
     def __init__(self, alpha: float = 0.3, jump_threshold: float = 0.25,

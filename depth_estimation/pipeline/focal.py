@@ -1,20 +1,10 @@
-"""Focal-length compensation of metric depth (numpy).
+"""Focal-length compensation of metric depth (numpy; measured in docs/refinement.md).
 
-A monocular network infers distance from how large things look. An object of size S at depth Z
-spans f * S / Z pixels, so a network trained with one camera (focal length f_train at the network
-input) reads a picture from a camera with f_actual as if the object were at
-Z * f_train / f_actual. Multiplying the predicted depth by
-
-    f_actual_at_network_input / f_train_at_network_input
-
-undoes that. Both focal lengths are taken *at the network input*: the letterbox resize of the
-shared pre-processing (depth_estimation.processing) scales each camera's focal length by its own
-resize factor, so a 1242 x 375 KITTI frame and a 640 x 480 NYU frame fed to the same 384 x 512
-network see very different focal lengths even before the cameras differ. The correction is a
-first-order one: it fixes the scale, not what a wider or narrower field of view does to the
-content (Metric3D's canonical camera transform is the trained-for version of the same idea).
-
-The focal length used is sqrt(fx * fy) at the network input (fx = fy for square pixels).
+A network trained with focal length f_train reads an image from a camera with f_actual as if each
+object were at Z * f_train / f_actual; multiplying the depth by f_actual / f_train undoes that to
+first order (the scale, not what another field of view does to the content). Both focal lengths
+are sqrt(fx * fy) *at the network input*: the letterbox resize of depth_estimation.processing
+scales each camera's focal length by its own resize factor.
 """
 
 from __future__ import annotations

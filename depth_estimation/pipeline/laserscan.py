@@ -1,29 +1,13 @@
 """Depth image -> 2-D laser scan, as ros-perception/depthimage_to_laserscan does it (numpy only).
 
-2-D costmaps and planners (Nav2's obstacle layer, gmapping, AMCL) consume `sensor_msgs/LaserScan`.
-This module reproduces depthimage_to_laserscan's geometry so the node can publish a scan straight
-from the predicted depth, with no second node and no 16UC1 round trip:
-
-- Angles come from the intrinsics: angle_max is the angle between the ray through pixel
-  (0, cy) and the optical axis, angle_min minus the angle of the ray through (W - 1, cy); there
-  are W ranges and angle_increment = (angle_max - angle_min) / (W - 1). Left of the principal
-  point is a positive angle (LaserScan angles turn counter-clockwise about the scan frame's z axis,
-  which points up, i.e. along -y of the optical frame).
-- `scan_height` rows centred on cy are compressed into one scan: per angle the closest valid
-  range is kept, so anything in that band is an obstacle (`scan_rows` says which rows).
-- A pixel (u, v) with depth z lies at x = (u - cx) z / fx; its range is sqrt(x^2 + z^2), the
-  distance within the scan plane (the reference code uses these two coordinates; the vertical
-  offset y of rows around cy is not part of a 2-D range). Its bin is
-  floor((theta - angle_min) / angle_increment) with theta = -atan((u - cx) / fx). Uniform bins
-  over non-uniformly spaced pixel angles leave some bins near the centre without a pixel: those
-  stay NaN, as in the reference (its own tests accept up to 80 % NaN on an all-Inf image).
-
-NaN / Inf conventions (REP 117; the reference keeps NaN for finite out-of-range values, set
-`mark_out_of_range=False` for that): a bin holds the closest finite range within
-[range_min, range_max]; otherwise -Inf if something was closer than range_min (a -Inf depth or a
-finite range below range_min), otherwise +Inf if something was beyond range_max (a +Inf depth or a
-finite range above it), otherwise NaN (no measurement). -Inf wins over +Inf: an obstacle too close
-to measure matters more to a planner than free space.
+The geometry is the reference's (docs/refinement.md, "LaserScan output"): W ranges between the
+rays through the image edges at cy (left of the principal point is a positive angle), the range
+sqrt(x^2 + z^2) within the scan plane, the closest range per bin over `scan_height` rows. Uniform
+bins over non-uniformly spaced pixel angles leave some bins near the centre NaN, as in the
+reference. It differs in two places: the band is the rows whose centres are nearest cy
+(`scan_rows`), and out-of-range values follow REP 117 (`mark_out_of_range=False`: the reference's
+NaN): a bin holds the closest range within [range_min, range_max], else -Inf if something was
+nearer, else +Inf if something was farther, else NaN.
 """
 
 from __future__ import annotations
@@ -35,7 +19,7 @@ import numpy as np
 
 from depth_estimation.geometry import Intrinsics
 
-# depthimage_to_laserscan's defaults (cfg/param.yaml of ros-perception/depthimage_to_laserscan)
+# depthimage_to_laserscan's defaults
 DEFAULT_SCAN_HEIGHT = 1
 DEFAULT_RANGE_MIN = 0.45
 DEFAULT_RANGE_MAX = 10.0
@@ -73,12 +57,9 @@ def scan_geometry(intrinsics: Intrinsics, range_min: float = DEFAULT_RANGE_MIN,
 
 
 def scan_rows(intrinsics: Intrinsics, scan_height: int) -> tuple[int, int]:
-    """First row and number of rows of the band of `scan_height` rows centred on cy.
+    """First row and number of rows of the `scan_height` rows whose centres are nearest cy.
 
-    Rows whose centres are nearest cy (pixel-centre convention of depth_estimation.geometry):
-    first = floor(cy - (scan_height - 1) / 2 + 0.5). The reference computes
-    int(cy - scan_height / 2), which is the same band shifted half a row up (for cy = 240 and
-    one row it reads row 239). The size check is the reference's.
+    The reference reads int(cy - scan_height / 2), half a row higher; the size check is its own.
     """
     if scan_height < 1:
         raise ValueError(f'scan_height must be at least 1, got {scan_height}')
@@ -95,11 +76,7 @@ def depth_to_scan(depth: np.ndarray, intrinsics: Intrinsics,
                   scan_height: int = DEFAULT_SCAN_HEIGHT,
                   range_min: float = DEFAULT_RANGE_MIN, range_max: float = DEFAULT_RANGE_MAX,
                   mark_out_of_range: bool = True) -> tuple[np.ndarray, ScanGeometry]:
-    """Depth (H, W) -> ranges float32 (W,) and the scan's angle/range fields.
-
-    `depth` is float metres along the optical axis (REP 118: NaN invalid, +-Inf kept as REP 117
-    says; 0.0 is treated as invalid) or uint16 millimetres (0 invalid), as the reference accepts.
-    """
+    """Depth (H, W) in float metres or uint16 millimetres -> ranges float32 (W,) and geometry."""
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
@@ -138,12 +115,9 @@ def depth_to_scan(depth: np.ndarray, intrinsics: Intrinsics,
 
     best = np.full(geometry.count, np.inf)
     np.minimum.at(best, bins[in_range], ranges[in_range])
-    has_close = np.zeros(geometry.count, dtype=bool)
-    has_close[bins[too_close]] = True
-    has_far = np.zeros(geometry.count, dtype=bool)
-    has_far[bins[too_far]] = True
-    has_valid = np.zeros(geometry.count, dtype=bool)
-    has_valid[bins[in_range]] = True
+    has_close = np.bincount(bins[too_close], minlength=geometry.count) > 0  # (W,) bool
+    has_far = np.bincount(bins[too_far], minlength=geometry.count) > 0
+    has_valid = np.bincount(bins[in_range], minlength=geometry.count) > 0
 
     result = np.full(geometry.count, np.nan)
     result[has_far] = np.inf
@@ -153,10 +127,7 @@ def depth_to_scan(depth: np.ndarray, intrinsics: Intrinsics,
 
 
 def scan_to_points(ranges: np.ndarray, angle_min: float, angle_increment: float) -> np.ndarray:
-    """Ranges (N,) -> points (N, 3) float64 in the scan frame (x forward, y left, z up).
-
-    Non-finite ranges (NaN, +-Inf: no point) give NaN rows, so indices still match the ranges.
-    """
+    """Ranges (N,) -> points (N, 3) float64 in the scan frame; NaN rows for non-finite ranges."""
     ranges = np.asarray(ranges, dtype=np.float64).reshape(-1)
     angles = angle_min + angle_increment * np.arange(ranges.size, dtype=np.float64)
     valid = np.isfinite(ranges)

@@ -1,10 +1,6 @@
-"""Depth ranges of the published depth (numpy only): REP 117 markers and the raw 16UC1 form.
+"""Depth ranges of the published depth: REP 117 markers and the raw 16UC1 form (numpy only).
 
-REP 117 / REP 118 for float depth (metres along the optical axis):
-- NaN: no valid measurement (the model gave a non-finite or non-positive value);
-- -Inf: nearer than the reported range ("too close to quantify");
-- +Inf: farther than the reported range ("out of range").
-The raw 16UC1 form holds millimetres with 0 for all three cases.
+Float metres: NaN invalid, -Inf too close, +Inf too far; raw millimetres: 0 for all three.
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """The per-frame corrections of the model's depth, as one plain class (numpy, no rclpy).
 
-Order, each step optional and switched by the settings:
+    model depth -> temporal filter -> x focal factor -> x anchored scale -> the REP 117 range
 
-    model depth -> temporal filter (temporal.py) -> x focal factor (focal.py)
-                -> x anchored scale (anchoring.py) -> the REP 117 range (ranges.py)
-
-Why this order: the temporal filter sees the network's own output, whose frame-to-frame noise its
-`temporal_noise` describes, and not the steps in scale that a new anchoring fit or another camera
-add (a global factor would look like motion to its gate and restart it). The focal factor and
-the anchored scale are global factors; the anchoring fit sees the depth with every other
-correction applied, so the scale it finds is what remains.
-
-Anchoring samples arrive on their own topics (`sparse_depth`: an Image registered to the camera,
-full size or a coarse zone grid; `scan`: a LaserScan placed by the static `scan_extrinsic`); the
-node converts each message to a `SparseSample`; the pipeline hands the latest to `refine`.
+each step optional. The temporal filter sees the network's own output, whose noise its
+`temporal_noise` describes, and not the steps a new anchoring fit or another camera add (its gate
+would take a global factor for motion). The anchoring fit sees the depth with every other
+correction applied, so the scale it finds is what remains. The node converts each anchoring
+message (`sparse_depth` or `scan`) to a `SparseSample`; the pipeline hands the latest to `refine`.
 """
 
 from __future__ import annotations
@@ -83,15 +76,12 @@ class DepthRefiner:
         self._metadata_camera = (training_camera(dict(metadata_camera))
                                  if metadata_camera else None)
         self.temporal: Optional[TemporalFilter] = None
-        self._temporal_key: Optional[tuple[float, float]] = None
         self.smoother = ScaleSmoother()
         self.last_fit: Optional[ScaleFit] = None
         self.last_problem = ''  # why the last frame had no scale fit ('' when it had one)
         self.focal_factor: Optional[float] = None  # last factor applied (None: not applied)
         self.fits = 0  # accepted fits
         self.frames = 0
-
-    # Focal compensation ----------------------------------------------------------------------
 
     def training_camera(self, settings: Any) -> Optional[TrainingCamera]:
         """The training camera the settings name: training_fx, then a name, then the metadata."""
@@ -110,24 +100,18 @@ class DepthRefiner:
                              '(nyu, kitti, sevenscenes) or training_fx / training_width / '
                              'training_height')
 
-    # State -------------------------------------------------------------------------------------
-
     def reset_temporal(self) -> None:
         """Forget the filter state (a new resolution or stream); the next frame passes through."""
         if self.temporal is not None:
             self.temporal.reset()
 
     def _temporal_filter(self, settings: Any) -> Optional[TemporalFilter]:
-        if not settings.temporal_filter:
-            self.temporal, self._temporal_key = None, None
-            return None
         key = (settings.temporal_alpha, settings.temporal_noise)
-        if self.temporal is None or key != self._temporal_key:
+        if not settings.temporal_filter:
+            self.temporal = None
+        elif self.temporal is None or key != (self.temporal.alpha, self.temporal.noise):
             self.temporal = TemporalFilter(alpha=key[0], noise=key[1])
-            self._temporal_key = key
         return self.temporal
-
-    # One frame ---------------------------------------------------------------------------------
 
     def refine(self, depth: np.ndarray, intrinsics: Optional[Intrinsics], settings: Any,
                sample: Optional[SparseSample] = None,
@@ -151,18 +135,12 @@ class DepthRefiner:
         self.smoother.alpha = float(settings.anchoring_smoothing)
         fit = self._fit(depth, intrinsics, settings, sample, image_stamp)
         self.last_fit = fit
-        if fit is not None and fit.ok:
-            self.fits += 1
-            self.last_problem = ''
-        elif fit is not None:
-            self.last_problem = fit.reason
-        scale = self.smoother.update(fit) if fit is not None else self._hold()
-        return apply_scale(depth, scale)
-
-    def _hold(self) -> Optional[float]:
-        """No fit this frame: keep the current scale and count the frame."""
-        self.smoother.frames_since_fit += 1
-        return self.smoother.scale
+        if fit is None:  # keep the current scale and count the frame
+            self.smoother.frames_since_fit += 1
+            return apply_scale(depth, self.smoother.scale)
+        self.fits += int(fit.ok)
+        self.last_problem = fit.reason
+        return apply_scale(depth, self.smoother.update(fit))
 
     def _fit(self, depth: np.ndarray, intrinsics: Optional[Intrinsics], settings: Any,
              sample: Optional[SparseSample], image_stamp: Optional[float]) -> Optional[ScaleFit]:
@@ -193,8 +171,6 @@ class DepthRefiner:
         except ValueError as error:  # a sparse image larger than the depth, say
             self.last_problem = str(error)
             return None
-
-    # Diagnostics -------------------------------------------------------------------------------
 
     def diagnostics(self, settings: Any) -> list[tuple[str, str]]:
         """Key-value pairs for /diagnostics about the corrections that are switched on."""
@@ -235,6 +211,3 @@ class DepthRefiner:
             return (f'anchoring: no accepted scale fit for {since} frames (holding '
                     f'{self.smoother.scale:.3f}): {self.last_problem or "fits refused"}')
         return None
-
-
-__all__ = ['camera_from_scan', 'DepthRefiner', 'SparseSample', 'STALE_FIT_FRAMES']

@@ -1,10 +1,8 @@
 """Settings of the per-frame pipeline: every parameter declared once, in a group, with its default.
 
-Each group is a frozen dataclass; each field's metadata carries the description, the numeric range
-or allowed values, and whether the value may change while the node runs (`runtime`). The ROS
-adapter generates its ParameterDescriptors, its validation and `config/depth_estimation.yaml` from
-these fields (`depth_estimation.ros.parameters`), so a parameter is written in one place only.
-`from_values` checks what ranges cannot express (types, allowed strings, relations).
+Each group is a frozen dataclass whose fields' metadata carry the description, the range or
+allowed values and whether the value may change while the node runs (`runtime`); the ROS adapter
+generates its descriptors, validation and YAML from them (`depth_estimation.ros.parameters`).
 """
 
 from __future__ import annotations
@@ -299,9 +297,3 @@ class PipelineSettings(TemporalSettings, ScanSettings, FocalSettings, AnchoringS
             raise ValueError(f'depth range [{low}, {high}] is empty: min_depth / max_depth '
                              f'against the model range [{model_min}, {model_max}]')
         return low, high
-
-
-__all__ = ['AnchoringSettings', 'CloudSettings', 'ConfidenceSettings', 'DepthRangeSettings',
-           'FocalSettings', 'IntrinsicsSettings', 'ModelSettings', 'parameter',
-           'parameter_specs', 'ParameterSpec', 'PIPELINE_GROUPS', 'PipelineSettings',
-           'ScanSettings', 'TemporalSettings']

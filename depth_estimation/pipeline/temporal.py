@@ -1,23 +1,15 @@
 """Temporal filter for predicted depth: less flicker on a static camera, no smearing of motion.
 
-A single-image network re-estimates every frame from scratch, so on a static camera the depth
-of a wall jitters by a few percent from frame to frame; costmaps built from it flicker. This
-filter keeps, per pixel, an exponential moving average of *inverse* depth (the quantity whose
-noise is roughly uniform for a learned model and that behaves well at far range), and gates it
-by the innovation:
+Per pixel, an exponential moving average of *inverse* depth (w = 1 / depth), gated by the
+innovation e = w_new - w_state:
 
-    e = w_new - w_state                       (w = 1 / depth)
     |e| <= gate * noise * w_state  ->  w_state += gain(e) * e     (noise: smooth it)
     |e| >  gate * noise * w_state  ->  w_state  = w_new           (motion: follow at once)
 
-`noise` is the expected relative frame-to-frame noise of the model (a 3 % default; measure it on
-a static clip of your model, benchmarks/temporal.py). With `soft_gate` the gain grows
-smoothly from `alpha` towards 1 as |e| approaches the gate, so a slowly moving pixel lags less.
-When more than `scene_change_fraction` of the valid pixels are over the gate in one frame (the
-camera moved, the model's scale changed), the whole state restarts from the new frame.
-Invalid depth in the input (NaN, 0 or negative: NaN in the output; +-Inf, the REP 117 markers:
-kept as they are) stays invalid in the output and clears the pixel's state; the output never
-invents depth where the model gave none.
+`noise` is the model's relative frame-to-frame noise (benchmarks/temporal.py measures it). With
+`soft_gate` the gain grows from `alpha` towards 1 as |e| nears the gate. When more than
+`scene_change_fraction` of the valid pixels are over the gate, the state restarts from the new
+frame. Invalid input (NaN, <= 0: NaN out; +-Inf: kept) clears the pixel's state.
 """
 
 from __future__ import annotations

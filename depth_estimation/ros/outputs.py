@@ -1,9 +1,7 @@
 """Output stages of the depth node: one class per published product, message conversion only.
 
-The pipeline makes one `DepthFrame` per input image (REP 117 depth, confidence, cloud points,
-scan ranges, the settings of that moment); the node hands it, with the output header and the
-depth CameraInfo, to every enabled stage in `OUTPUT_STAGES` order. A new product is computed in
-the pipeline and published by a new `OutputStage` subclass appended to that tuple.
+The node hands each `DepthFrame`, with the output header and the depth CameraInfo, to every
+enabled stage in `OUTPUT_STAGES` order; a new product is a new `OutputStage` subclass there.
 """
 
 from __future__ import annotations
@@ -21,8 +19,7 @@ from depth_estimation.ros.conversions import (depth_to_image, float_to_image,
 from depth_estimation.ros.parameters import NodeSettings
 from depth_estimation.visualize import auto_range, colorize_depth
 
-# (message type, relative topic name) -> publisher; the node supplies it with the output QoS
-# (a lifecycle publisher).
+# (message type, relative topic name) -> a publisher with the output QoS
 PublisherFactory = Callable[[type, str], Any]
 
 
@@ -31,17 +28,17 @@ class OutputStage:
 
     name: ClassVar[str] = ''
     topics: ClassVar[tuple[tuple[str, type], ...]] = ()
-    # What the model must offer for this stage to exist (e.g. {'confidence'})
-    requires: ClassVar[frozenset[str]] = frozenset()
+    enabled_by: ClassVar[str] = ''  # the boolean setting that enables the stage; '' = always
+    requires: ClassVar[frozenset[str]] = frozenset()  # what the model must offer, e.g. confidence
 
     def __init__(self, create_publisher: PublisherFactory) -> None:
         self.publishers = {topic: create_publisher(message_type, topic)
                            for topic, message_type in self.topics}
 
-    @staticmethod
-    def enabled(settings: NodeSettings) -> bool:
+    @classmethod
+    def enabled(cls, settings: NodeSettings) -> bool:
         """Whether this stage exists for these (configure-time) settings."""
-        return True
+        return not cls.enabled_by or getattr(settings, cls.enabled_by)
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         raise NotImplementedError
@@ -64,10 +61,7 @@ class DepthRawStage(OutputStage):
 
     name = 'depth_raw'
     topics = (('depth/image_raw', Image),)
-
-    @staticmethod
-    def enabled(settings: NodeSettings) -> bool:
-        return settings.publish_depth_raw
+    enabled_by = 'publish_depth_raw'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         self.publishers['depth/image_raw'].publish(
@@ -90,10 +84,7 @@ class PointsStage(OutputStage):
 
     name = 'points'
     topics = (('points', PointCloud2),)
-
-    @staticmethod
-    def enabled(settings: NodeSettings) -> bool:
-        return settings.publish_points
+    enabled_by = 'publish_points'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.points is not None:
@@ -106,10 +97,7 @@ class ColorizedStage(OutputStage):
 
     name = 'colorized'
     topics = (('depth/colorized', Image),)
-
-    @staticmethod
-    def enabled(settings: NodeSettings) -> bool:
-        return settings.publish_colorized
+    enabled_by = 'publish_colorized'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         low, high = frame.depth_range
@@ -125,10 +113,7 @@ class ConfidenceStage(OutputStage):
     name = 'confidence'
     topics = (('depth/confidence', Image),)
     requires = frozenset({'confidence'})
-
-    @staticmethod
-    def enabled(settings: NodeSettings) -> bool:
-        return settings.publish_confidence
+    enabled_by = 'publish_confidence'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.confidence is not None:
@@ -145,10 +130,7 @@ class ScanStage(OutputStage):
 
     name = 'scan'
     topics = (('scan_out', LaserScan),)
-
-    @staticmethod
-    def enabled(settings: NodeSettings) -> bool:
-        return settings.publish_scan
+    enabled_by = 'publish_scan'
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.scan_ranges is None:
@@ -171,8 +153,3 @@ def create_stages(settings: NodeSettings, capabilities: frozenset[str],
     """The stages these (configure-time) settings enable and the model can serve, in order."""
     return [stage(create_publisher) for stage in OUTPUT_STAGES
             if stage.enabled(settings) and stage.requires <= capabilities]
-
-
-__all__ = ['ColorizedStage', 'ConfidenceStage', 'DepthCameraInfoStage',
-           'DepthImageStage', 'DepthRawStage', 'OUTPUT_STAGES', 'OutputStage', 'PointsStage',
-           'ScanStage', 'create_stages']

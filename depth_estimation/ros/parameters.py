@@ -1,10 +1,8 @@
 """The node's parameters: the pipeline's setting groups, the node's own, and their ROS form.
 
-Every parameter is a field of a frozen settings group (`depth_estimation.pipeline.settings` for
-the per-frame ones, this module for outputs, colours and the lifecycle). From those fields come
-the ParameterSpecs (`PARAMETERS`), the rclpy ParameterDescriptors with their ranges, the
-validation (`NodeSettings.from_values`) and `config/depth_estimation.yaml`
-(`python -m depth_estimation.ros.parameters` rewrites it; a test fails when it is stale).
+From the settings fields come `PARAMETERS`, the rclpy ParameterDescriptors, the validation
+(`NodeSettings.from_values`) and `config/depth_estimation.yaml`, which
+`python -m depth_estimation.ros.parameters` rewrites (a test fails when it is stale).
 """
 
 from __future__ import annotations
@@ -102,8 +100,7 @@ def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     if spec.range is not None and isinstance(spec.default, float):
         result.floating_point_range = [FloatingPointRange(
             from_value=float(spec.range[0]), to_value=float(spec.range[1]), step=0.0)]
-    elif spec.range is not None and isinstance(spec.default, int) \
-            and not isinstance(spec.default, bool):
+    elif spec.range is not None:  # an integer (no bool or string has a range)
         result.integer_range = [IntegerRange(
             from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=1)]
     return result
@@ -216,10 +213,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'wrote {path}')
     return 0
 
-
-__all__ = ['ColorizeSettings', 'descriptor', 'LIFECYCLE_PARAMETERS', 'LifecycleSettings',
-           'NodeParameters', 'NodeSettings', 'OutputSettings', 'PARAMETERS', 'parameters_yaml',
-           'SPECS', 'runtime_names', 'widen_overrides']
 
 if __name__ == '__main__':
     sys.exit(main())

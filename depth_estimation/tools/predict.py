@@ -1,13 +1,8 @@
 """`depth-estimation predict`: offline metric depth for image files, folders and videos.
 
-For each frame NAME (an image's file stem, or `VIDEO_000123` for frame 123 of VIDEO) it writes in
-the output folder, as selected with `--outputs`:
-- `NAME_depth.npy`: float32 (H, W) depth in metres, as the model returned it;
-- `NAME_depth_mm.png`: 16-bit PNG in millimetres, 0 = invalid, saturated at 65.535 m;
-- `NAME_depth_color.png`: the depth in a colour map with a colour bar labelled in metres;
-- `NAME_points.ply`: point cloud (x y z float + red green blue uchar, invalid points skipped),
-  which needs intrinsics from `--camera FILE` or `--fov DEG`.
-Unreadable inputs are reported and skipped; the exit code is 1 only if no frame was processed.
+For each frame NAME (an image's file stem, or `VIDEO_000123` for frame 123 of VIDEO) it writes the
+`--outputs` into the output folder (see `register`). Unreadable inputs are reported and skipped;
+the exit code is 1 only if no frame was processed.
 """
 
 from __future__ import annotations
@@ -76,8 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-# --- inputs --------------------------------------------------------------------------------------
-
 @dataclass
 class Frame:
     """One image to process: output name, human-readable source, RGB uint8 (H, W, 3)."""
@@ -113,18 +106,6 @@ def collect_files(inputs: list[Path]) -> tuple[list[Path], list[Skipped]]:
         else:
             skipped.append(Skipped(str(path), 'no such file or folder'))
     return files, skipped
-
-
-def video_frame_count(path: Path) -> Optional[int]:
-    """Frame count a video container claims (may be approximate), None if unknown."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-    finally:
-        capture.release()
-    return count if count > 0 else None
 
 
 def read_video(path: Path, stride: int) -> Iterator[Union[tuple[int, Any], Skipped]]:
@@ -188,8 +169,6 @@ def iter_frames(files: list[Path], stride: int) -> Iterator[Union[Frame, Skipped
                 yield Frame(unique_name(f'{path.stem}_{index:06d}', used), f'{path}#{index}',
                             rgb, from_video=True)
 
-
-# --- options -------------------------------------------------------------------------------------
 
 def parse_outputs(text: str) -> tuple[str, ...]:
     kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(',') if k.strip()))
@@ -258,13 +237,10 @@ def describe_intrinsics(intrinsics: Any) -> str:
             f'cy={intrinsics.cy:.2f}')
 
 
-# --- per-frame work ------------------------------------------------------------------------------
-
 def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
                 color_range: Union[str, tuple[float, float]], model_range: tuple[float, float],
-                colormap: str, camera: CameraModel, ply_ascii: bool) -> tuple[list[Path],
-                                                                              Optional[str]]:
-    """Write the selected outputs of one frame; returns (paths written, a note or None)."""
+                colormap: str, camera: CameraModel, ply_ascii: bool) -> Optional[str]:
+    """Write the selected outputs of one frame; returns a note about its intrinsics or None."""
     import cv2
     import numpy as np
 
@@ -272,14 +248,12 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
     from depth_estimation.io import write_depth_png_mm, write_ply
     from depth_estimation.visualize import add_colorbar, auto_range, colorize_depth
 
-    written: list[Path] = []
     note = None
     paths = {kind: output / f'{frame.name}{OUTPUT_SUFFIXES[kind]}' for kind in kinds}
     if 'npy' in paths:
         np.save(paths['npy'], np.asarray(depth, dtype=np.float32))
-        written.append(paths['npy'])
     if 'png' in paths:
-        written.append(write_depth_png_mm(paths['png'], depth))
+        write_depth_png_mm(paths['png'], depth)
     if 'color' in paths:
         if color_range == 'auto':
             low, high = auto_range(depth) or model_range
@@ -290,8 +264,7 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
         image = add_colorbar(colorize_depth(depth, low, high, colormap), low, high, colormap)
         if not cv2.imwrite(str(paths['color']), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
             raise OSError(f'cannot write {paths["color"]}')
-        written.append(paths['color'])
-    if 'ply' in paths and camera.available:
+    if 'ply' in paths:  # only with intrinsics
         height, width = depth.shape
         intrinsics, note = camera.for_size(width, height)
         points = depth_to_points(depth, intrinsics)  # (H, W, 3), NaN where invalid
@@ -300,25 +273,28 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
                   comments=('depth-estimation predict', f'source {frame.source}',
                             f'intrinsics {describe_intrinsics(intrinsics)} '
                             f'width={width} height={height}'))
-        written.append(paths['ply'])
-    return written, note
+    return note
 
 
 def expected_frames(files: list[Path], stride: int) -> int:
     """Frames the inputs will give: one per image, every `stride`-th of a video (0 if unknown)."""
+    import cv2
+
     total = 0
     for path in files:
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            count = video_frame_count(path)
-            total += math.ceil(count / stride) if count else 0
-        else:
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
             total += 1
+            continue
+        capture = cv2.VideoCapture(str(path))  # the count the container claims, maybe approximate
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        capture.release()
+        total += math.ceil(count / stride) if count > 0 else 0
     return total
 
 
 def run(args: argparse.Namespace) -> int:
     from depth_estimation.inference import open_backend
-    from depth_estimation.io import read_intrinsics_file
+    from depth_estimation.io import intrinsics_from_fov, read_intrinsics_file
     from depth_estimation.progress import Progress
     from depth_estimation.visualize import colormap_lut
 
@@ -327,14 +303,9 @@ def run(args: argparse.Namespace) -> int:
     colormap_lut(args.colormap)  # fail early on an unknown colour map
     if args.stride < 1:
         raise ValueError(f'--stride must be >= 1, got {args.stride}')
-    camera = CameraModel()
-    if args.camera is not None:
-        camera.file_intrinsics = read_intrinsics_file(args.camera)
-    elif args.fov is not None:
-        from depth_estimation.io import intrinsics_from_fov
-
+    if args.fov is not None:
         intrinsics_from_fov(args.fov, 2, 2)  # validate the angle now
-        camera.fov = args.fov
+    camera = CameraModel(read_intrinsics_file(args.camera) if args.camera else None, args.fov)
     if 'ply' in kinds and not camera.available:
         print('predict: no --camera or --fov given, so no point clouds are written',
               file=sys.stderr)
@@ -348,8 +319,8 @@ def run(args: argparse.Namespace) -> int:
     frames = images = 0
     inference_seconds = 0.0
     progress = Progress(total or None, 'frame', 'predict', enabled=not args.no_progress)
-    for message in (f'predict: skipped {s.source}: {s.reason}' for s in skipped):
-        progress.write(message)
+    for item in skipped:
+        progress.write(f'predict: skipped {item.source}: {item.reason}')
     opened = start = time.perf_counter()
     try:
         with open_backend(args.model, args.backend, num_threads=args.threads) as backend:
@@ -364,8 +335,8 @@ def run(args: argparse.Namespace) -> int:
                 try:
                     depth = backend.infer(item.rgb)
                     inference_seconds += backend.last_timings.total
-                    _, note = write_frame(item, depth, output, kinds, color_range, model_range,
-                                          args.colormap, camera, args.ply_ascii)
+                    note = write_frame(item, depth, output, kinds, color_range, model_range,
+                                       args.colormap, camera, args.ply_ascii)
                 except Exception as error:  # one bad frame must not stop the others
                     skipped.append(Skipped(item.source, f'{type(error).__name__}: {error}'))
                     progress.write(f'predict: failed on {item.source}: '

@@ -1,9 +1,4 @@
-"""Child processes on one machine: the loopback DDS environment, console scripts, logged children.
-
-Nothing here changes this process's environment: `ros_environment` returns a new mapping for
-`subprocess.Popen(env=...)`, and `applied_environment` sets one only for the duration of a
-`with` block (to initialise an in-process rclpy context with the same DDS settings).
-"""
+"""Child processes on one machine: loopback DDS environment, console scripts, logged children."""
 
 from __future__ import annotations
 
@@ -23,11 +18,7 @@ FIRST_DOMAIN_ID = 101
 
 
 def loopback_dds_profile() -> Path:
-    """The Fast DDS profile that keeps discovery and traffic on 127.0.0.1 and shared memory.
-
-    It is package data (`depth_estimation/resources/dds/`), so it is found the same way in a
-    source checkout, an editable install and an installed package.
-    """
+    """The Fast DDS profile (package data) keeping all traffic on 127.0.0.1 and shared memory."""
     resource = importlib.resources.files('depth_estimation') / 'resources' / 'dds' / \
         'fastdds_loopback.xml'
     path = Path(str(resource))
@@ -59,9 +50,7 @@ def applied_environment(environment: Mapping[str, str],
                                                   'ROS_DOMAIN_ID')) -> Iterator[None]:
     """Within the block, this process has `environment`'s values of `names`; restored after.
 
-    Fast DDS reads its profile file when this process's participant is created, with the first
-    node of a context: an in-process rclpy context is initialised, and its first node created,
-    inside such a block.
+    Fast DDS reads its profile when the first node of an rclpy context is created: create it here.
     """
     saved = {name: os.environ.get(name) for name in names}
     try:
@@ -86,11 +75,7 @@ def executable(name: str) -> str:
 
 
 class Process:
-    """A child process whose output goes to a log file.
-
-    It is stopped with SIGTERM (our nodes log their summary and exit cleanly on it, even where a
-    background shell ignores SIGINT), then killed.
-    """
+    """A child process logging to a file; stopped with SIGTERM (our nodes exit cleanly on it)."""
 
     def __init__(self, name: str, command: list[str], log: Path,
                  environment: Mapping[str, str]) -> None:

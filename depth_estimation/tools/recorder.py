@@ -1,14 +1,9 @@
 """`depth_estimation_recorder`: record the node's outputs to an MCAP rosbag2 (ros2 bag, Foxglove).
 
-Writes a rosbag2 folder (`metadata.yaml` + `<name>.mcap`, storage `mcap`, metadata version 9) with
-`rosbags`' Writer. Each topic's schema is the full ROS 2 message definition in `ros2msg` encoding
-(the message plus every nested type, separated as `ros2 bag record` does) and the RIHS01 type hash,
-so `ros2 bag info/play` and Foxglove decode it without the message packages. Messages are stored
-as received (serialized CDR, `raw` subscriptions: nothing is decoded and re-encoded), stamped with
-the receive time.
-
-Subscriptions follow the publishers' reliability (reliable if every publisher is reliable, else
-best effort), like `ros2 bag record`; topics that appear later are picked up while recording.
+Each topic's schema is its full ROS 2 message definition (`ros2msg`, every nested type) with the
+RIHS01 type hash, so `ros2 bag info/play` and Foxglove decode the bag without the message
+packages. Messages are stored as received (serialized CDR, `raw` subscriptions), stamped with the
+receive time. Subscriptions follow the publishers' reliability, as `ros2 bag record` does.
 
 Example:
     depth_estimation_recorder -o runs/depth_bag --duration 30 \
@@ -29,20 +24,10 @@ DEFAULT_TOPICS = ('depth/image', 'depth/camera_info', 'points', 'depth/image_raw
 QUEUE_DEPTH = 100
 
 
-def message_class(type_name: str) -> type:
-    """'sensor_msgs/msg/Image' -> the rclpy message class."""
-    package, kind, name = type_name.split('/')
-    return getattr(importlib.import_module(f'{package}.{kind}'), name)
-
-
 class McapRecorder:
-    """Records topics of a graph into one MCAP rosbag2 through an rclpy node.
+    """Records topics into one MCAP rosbag2; `poll()` now and then subscribes to new topics."""
 
-    Call `poll()` now and then (it subscribes to topics that have appeared) while an executor
-    spins `node`; `close()` finishes the file (its summary and index are written then).
-    """
-
-    def __init__(self, node: Any, output: Path, topics: Sequence[str] = DEFAULT_TOPICS) -> None:
+    def __init__(self, node: Any, output: Path, topics: Sequence[str]) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import get_typestore, Stores
 
@@ -81,8 +66,10 @@ class McapRecorder:
             connection = self.writer.add_connection(topic, type_name, typestore=self.typestore)
             self._connections[topic] = connection
             self.counts[topic] = 0
+            package, kind, name = type_name.split('/')  # 'sensor_msgs/msg/Image'
+            message_type = getattr(importlib.import_module(f'{package}.{kind}'), name)
             self._subscriptions.append(self.node.create_subscription(
-                message_class(type_name), topic,
+                message_type, topic,
                 lambda data, topic=topic: self._write(topic, data), qos, raw=True))
             added.append(topic)
         return added
@@ -100,12 +87,6 @@ class McapRecorder:
         for subscription in self._subscriptions:
             self.node.destroy_subscription(subscription)
         self.writer.close()
-
-    def __enter__(self) -> McapRecorder:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

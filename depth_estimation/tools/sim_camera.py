@@ -1,32 +1,11 @@
 """`depth_estimation_sim_camera`: the simulated robot camera of `depth_estimation.sim` on ROS.
 
-Publishes, all with the same header (stamp = when the frame was rendered, frame id = the optical
-frame):
-
-| topic | type | what |
-|---|---|---|
-| `image` | sensor_msgs/Image rgb8 | the rendered colour image |
-| `camera_info` | sensor_msgs/CameraInfo | K and P of that image (the renderer's own pinhole) |
-| `ground_truth/depth` | sensor_msgs/Image 32FC1 | exact z-depth in metres, NaN = nothing |
-
-camera_info and ground truth go out just before the image, so a node that matches camera_info by
+Publishes `image` (rgb8), `camera_info` (the renderer's own pinhole) and `ground_truth/depth`
+(32FC1 z-depth in metres, NaN = nothing) with one header (stamp = render time, frame id = the
+optical frame). camera_info and ground truth go out first, so a node that matches camera_info by
 stamp has it when the image arrives. Each frame advances the robot by 1 / `rate` simulated
 seconds whatever the rendering takes, so the motion per frame is the same on any machine (a slow
-machine shows it in slow motion). After `frames_per_scene` frames the camera moves on to the next
-room. Parameters (all read once at start):
-
-| parameter | default | meaning |
-|---|---|---|
-| `seed` | 1 | room family (the demo model was trained on seed 0: seed 1 rooms are unseen) |
-| `first_scene` | 0 | index of the first room |
-| `frames_per_scene` | 100 | frames before the next room |
-| `rate` | 3.0 | frames per second (the timer period; rendering bounds it from above) |
-| `width`, `height` | 640, 480 | image size |
-| `vertical_fov` | 58.0 | degrees |
-| `frame_id` | camera_color_optical_frame | header frame id (REP 103 optical frame) |
-| `publish_ground_truth` | true | publish `ground_truth/depth` |
-| `reliability` | reliable | QoS of all three publishers: reliable or best_effort |
-| `max_frames` | 0 | exit after this many frames (0: run until Ctrl-C) |
+machine shows it in slow motion). The parameters are `DEFAULTS`, read once at start.
 
 Example:
     depth_estimation_sim_camera --ros-args -p seed:=3 -p rate:=5.0 -r image:=/camera/image
@@ -52,9 +31,17 @@ from depth_estimation.sim.scenes import SimFrame, SimulatedCamera
 
 NODE_NAME = 'sim_camera'
 DEFAULTS: dict[str, Any] = {
-    'seed': 1, 'first_scene': 0, 'frames_per_scene': 100, 'rate': 3.0, 'width': 640,
-    'height': 480, 'vertical_fov': 58.0, 'frame_id': 'camera_color_optical_frame',
-    'publish_ground_truth': True, 'reliability': 'reliable', 'max_frames': 0,
+    'seed': 1,  # room family (the demo model was trained on seed 0: seed 1 rooms are unseen)
+    'first_scene': 0,  # index of the first room
+    'frames_per_scene': 100,  # frames before the camera moves on to the next room
+    'rate': 3.0,  # frames per second (the timer period; rendering bounds it from above)
+    'width': 640,
+    'height': 480,
+    'vertical_fov': 58.0,  # degrees
+    'frame_id': 'camera_color_optical_frame',  # REP 103 optical frame
+    'publish_ground_truth': True,
+    'reliability': 'reliable',  # QoS of all three publishers: reliable or best_effort
+    'max_frames': 0,  # exit after this many frames (0: run until Ctrl-C)
 }
 
 
@@ -72,7 +59,6 @@ class SimCameraNode(Node):
                              f'{values["reliability"]!r}')
         self.frame_id = str(values['frame_id'])
         self.max_frames = int(values['max_frames'])
-        self.publish_ground_truth = bool(values['publish_ground_truth'])
         camera = CameraModel(width=int(values['width']), height=int(values['height']),
                              vertical_fov_deg=float(values['vertical_fov']))
         self.camera = SimulatedCamera(seed=int(values['seed']),
@@ -85,7 +71,7 @@ class SimCameraNode(Node):
         self.image_publisher = self.create_publisher(Image, 'image', qos)
         self.info_publisher = self.create_publisher(CameraInfo, 'camera_info', qos)
         self.depth_publisher = (self.create_publisher(Image, 'ground_truth/depth', qos)
-                                if self.publish_ground_truth else None)
+                                if values['publish_ground_truth'] else None)
         self.published = 0
         self._scene: Optional[int] = None
         self.timer = self.create_timer(1.0 / float(values['rate']), self._tick)
