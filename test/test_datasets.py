@@ -737,3 +737,65 @@ def test_every_reader_imports_without_rclpy_and_h5py_scipy_lazily():
             'bad = [m for m in ("rclpy", "h5py", "scipy", "torch") if m in sys.modules]\n'
             'assert not bad, bad\n')
     subprocess.run([sys.executable, '-c', code], check=True)
+
+
+# --- the shipped demo sequence -------------------------------------------------------------------
+
+def test_shipped_demo_sequence_reads_back_with_depth_intrinsics_and_stamps():
+    from depth_estimation.datasets.sequences import (DEMO_SEQUENCE, open_sequence,
+                                                     sequence_names, sequence_root)
+    from depth_estimation.io import read_intrinsics_file
+
+    root = sequence_root()
+    assert DEMO_SEQUENCE == 'tum_fr2_desk' and DEMO_SEQUENCE in sequence_names()
+    assert sum(p.stat().st_size for p in root.rglob('*') if p.is_file()) < 15e6
+    dataset = open_sequence()
+    fr2 = Intrinsics(520.9, 521.0, 325.1, 249.7, 640, 480)
+    # What an image-folder player publishes (rgb/ sorted by name) is the dataset's order.
+    published = sorted(p.stem for p in (root / 'rgb').iterdir())
+    assert [dataset.sample_name(i) for i in range(len(dataset))] == published
+    assert len(published) == 25 and published == sorted(published, key=float)
+    assert read_intrinsics_file(root / 'camera_info.yaml') == fr2
+    medians = []
+    for sample in dataset:
+        assert sample.image.shape == (480, 640, 3) and sample.intrinsics == fr2
+        valid = sample.depth > 0
+        assert 0.6 < valid.mean() < 0.75
+        medians.append(float(np.median(sample.depth[valid])))
+    assert 1.5 < min(medians) and max(medians) < 1.85  # metres (TUM: 1.51-1.83 m)
+    # The TUM reader reads the same frames through associations.txt, with the depth stamps.
+    tum = get_dataset(f'tum:{root}')
+    assert len(tum) == 25 and tum.intrinsics == fr2
+    for index in (0, 24):
+        colour_stamp, depth_stamp = tum.timestamps(index)
+        assert f'{colour_stamp:.6f}' == published[index]
+        assert 0.005 < abs(colour_stamp - depth_stamp) < 0.02
+        np.testing.assert_array_equal(tum[index].depth, dataset[index].depth)
+        np.testing.assert_array_equal(tum[index].image, dataset[index].image)
+    readme = (root / 'README.md').read_text()
+    assert 'CC BY 4.0' in readme and 'A Benchmark for the Evaluation of' in readme
+    with pytest.raises(DatasetError, match="no shipped sequence 'nowhere'.*tum_fr2_desk"):
+        sequence_root('nowhere')
+
+
+def test_shipped_demo_sequence_is_the_original_tum_data():
+    """Depth byte for byte, colour within JPEG loss, of the frames in ../shared/data."""
+    from conftest import SHARED_DATA, require_shared
+    from depth_estimation.datasets.sequences import sequence_root
+
+    original = require_shared(SHARED_DATA / 'tum_rgbd' / 'fr2_desk')
+    root = sequence_root()
+    source_pairs = [line.split() for line in
+                    (original / 'associations.txt').read_text().splitlines()
+                    if line and not line.startswith('#')]
+    assert len(source_pairs) == 25
+    for colour_stamp, colour_file, depth_stamp, depth_file in source_pairs:
+        shipped_depth = root / 'depth' / f'{colour_stamp}.png'
+        assert shipped_depth.read_bytes() == (original / depth_file).read_bytes()
+        shipped = cv2.imread(str(root / 'rgb' / f'{colour_stamp}.jpg'))
+        source = cv2.imread(str(original / colour_file))
+        assert np.abs(shipped.astype(np.int16) - source).mean() < 2.5
+    shipped_pairs = [line.split() for line in
+                     (root / 'associations.txt').read_text().splitlines()
+                     if line and not line.startswith('#')]
+    assert [(c, d) for c, _, d, _ in shipped_pairs] == [(c, d) for c, _, d, _ in source_pairs]

@@ -192,3 +192,21 @@ def test_real_config_parses_with_the_training_command():
     assert printed['data']['split'] == 'training/splits/real_rgbd.yaml'
     assert printed['data']['mixture'] == 'weighted'
     assert printed['data']['input_size'] == [192, 256]
+
+
+def test_shipped_demo_sequence_is_evaluation_only():
+    """The sequence the demo plays (package data) is in the split's evaluate set only."""
+    from depth_estimation.datasets.sequences import open_sequence
+
+    split = read_split(SPLIT_FILE, SHARED_DATA)
+    for spec in split.train + split.val + split.evaluate:
+        require_shared(Path(spec['dataset']))
+    shipped = {hashlib.sha256(sample.depth.tobytes()).hexdigest() for sample in open_sequence()}
+    trained = {}
+    for spec in split.train + split.val:
+        trained.update(_frame_fingerprints(spec))
+    evaluated = {}
+    for spec in split.evaluate:
+        evaluated.update(_frame_fingerprints(spec))
+    assert len(shipped) == 25 and shipped <= set(evaluated)
+    assert not shipped & set(trained)
