@@ -63,8 +63,8 @@ def test_split_never_trains_or_validates_on_an_evaluation_frame():
     assert len(sets['evaluate']) == 2 * 337
     # The demo sequence and whole sequences are evaluation-only; the NYU frames too.
     # 7-Scenes (non-commercial licence) is a whole source that is never trained on.
-    assert {spec['source'] for spec in split.evaluate} == {'sevenscenes_redkitchen', 'tum_fr2_desk',
-                                                           'tum_fr1_desk', 'nyu_test'}
+    evaluated = {spec['source'] for spec in split.evaluate}
+    assert evaluated == {'sevenscenes_redkitchen', 'tum_fr2_desk', 'tum_fr1_desk', 'nyu_test'}
     used = [Path(spec['dataset']) for spec in split.train + split.val + split.evaluate]
     for excluded in map(Path, split.excluded):
         assert not any(excluded == path or excluded in path.parents for path in used)
