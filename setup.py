@@ -23,7 +23,10 @@ setup(
     packages=find_packages(exclude=['test', 'test.*', 'training', 'training.*']),
     package_data={PACKAGE_NAME: ['resources/samples/*', 'datasets/resources/*',
                                  'resources/tensorrt/*', 'resources/models/demo/*',
-                                 'resources/dds/*']},
+                                 'resources/dds/*',
+                                 'resources/sequences/*', 'resources/sequences/*/*',
+                                 'resources/sequences/*/rgb/*',
+                                 'resources/sequences/*/depth/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),
         ('share/' + PACKAGE_NAME, ['package.xml']),
