@@ -22,8 +22,11 @@ setup(
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*', 'training', 'training.*']),
     package_data={PACKAGE_NAME: ['resources/samples/*', 'datasets/resources/*',
-                                 'resources/tensorrt/*', 'resources/models/demo/*',
-                                 'resources/dds/*']},
+                                 'resources/tensorrt/*', 'resources/models/*',
+                                 'resources/models/*/*', 'resources/dds/*',
+                                 'resources/sequences/*', 'resources/sequences/*/*',
+                                 'resources/sequences/*/rgb/*',
+                                 'resources/sequences/*/depth/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),
         ('share/' + PACKAGE_NAME, ['package.xml']),
