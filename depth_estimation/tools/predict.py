@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+from depth_estimation.artifacts import default_model_path
+
 IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm',
                             '.pnm', '.webp', '.jp2'})
 VIDEO_SUFFIXES = frozenset({'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg',
@@ -40,9 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     '--fov). Unreadable files are reported and skipped.')
     parser.add_argument('inputs', nargs='+', type=Path, metavar='INPUT',
                         help='image file, video file or folder of them')
-    parser.add_argument('--model', '-m', type=Path, required=True,
+    default_model = default_model_path(missing_ok=True)
+    parser.add_argument('--model', '-m', type=Path, default=default_model,
+                        required=default_model is None,
                         help='model artifact: .onnx (with .onnx.json beside it) or a .pt '
-                             'checkpoint')
+                             'checkpoint (default: the shipped default model, '
+                             '`depth-estimation models --default`)')
     parser.add_argument('--output', '-o', type=Path, default=Path('predictions'),
                         help='output folder, created if needed (default: ./predictions)')
     parser.add_argument('--backend', default='auto',
