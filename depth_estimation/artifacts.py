@@ -147,6 +147,13 @@ def default_model_path(missing_ok: bool = False) -> Optional[Path]:
                             '--model (or model_path:=...).')
 
 
+def model_option() -> dict[str, Any]:
+    """argparse keywords of a `--model` option that defaults to the default model (and is
+    required when that is not installed): one default for predict, evaluate and the others."""
+    default = default_model_path(missing_ok=True)
+    return {'type': Path, 'default': default, 'required': default is None}
+
+
 def library_versions(*names: str) -> dict[str, str]:
     """Installed versions of the named distributions (missing ones are left out)."""
     from importlib import metadata as importlib_metadata

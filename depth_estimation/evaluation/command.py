@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from depth_estimation.artifacts import default_model_path
+from depth_estimation.artifacts import model_option
 
 TORCH_SUFFIXES = ('.pt', '.pth', '.ckpt')
 
@@ -27,9 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'sevenscenes or rosbag. Writes results.json, results.md, depth_ranges.png '
                     'and error maps. Metrics are ZoeDepth\'s compute_metrics, reproduced exactly; '
                     'crop and depth caps default to the dataset\'s paper protocol.')
-    default_model = default_model_path(missing_ok=True)
-    parser.add_argument('--model', '-m', type=Path, default=default_model,
-                        required=default_model is None,
+    parser.add_argument('--model', '-m', **model_option(),
                         help='.onnx (with its .onnx.json) or one of our .pt checkpoints '
                              '(default: the shipped default model, `depth-estimation models '
                              '--default`)')

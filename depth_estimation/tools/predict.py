@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-from depth_estimation.artifacts import default_model_path
+from depth_estimation.artifacts import model_option
 
 IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm',
                             '.pnm', '.webp', '.jp2'})
@@ -42,9 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     '--fov). Unreadable files are reported and skipped.')
     parser.add_argument('inputs', nargs='+', type=Path, metavar='INPUT',
                         help='image file, video file or folder of them')
-    default_model = default_model_path(missing_ok=True)
-    parser.add_argument('--model', '-m', type=Path, default=default_model,
-                        required=default_model is None,
+    parser.add_argument('--model', '-m', **model_option(),
                         help='model artifact: .onnx (with .onnx.json beside it) or a .pt '
                              'checkpoint (default: the shipped default model, '
                              '`depth-estimation models --default`)')
