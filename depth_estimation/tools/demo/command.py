@@ -90,8 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT,
                         help='output folder (default outputs/demo)')
     parser.add_argument('--num-threads', type=int, default=1,
-                        help='CPU threads of the node\'s backend (default 1: the simulator '
-                             'renders on another core; 0: the backend\'s default)')
+                        help='CPU threads of the node\'s backend (default 1: this process '
+                             'and the source run on the other core; 0: the backend\'s default)')
     parser.add_argument('--camera-info', type=Path, default=None,
                         help='camera_info YAML for a video source')
     parser.add_argument('--horizontal-fov', type=float, default=60.0,
