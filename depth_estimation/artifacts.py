@@ -1,15 +1,28 @@
-"""Metadata beside every model artifact (`model.onnx.json`): input size, normalisation, range."""
+"""Metadata that travels beside every model artifact (`model.onnx` -> `model.onnx.json`), and the
+models the package ships.
+
+Runtime code reads the network input size, normalisation and depth range from here instead of
+re-declaring them. Torch-free: ONNX Runtime and TensorRT deployments need only numpy.
+
+The shipped models live in `depth_estimation/resources/models/` (package data), each `.onnx` with
+its metadata beside it. `DEFAULT_MODEL` names the one that the node (empty `model_path`),
+`predict`, `evaluate` and `demo` run when no model is given; `depth-estimation models` lists
+them all and `depth-estimation models --default` prints the default's path.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 from dataclasses import asdict, dataclass, field, fields, MISSING
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 METADATA_FORMAT = 'depth_estimation.artifact/1'
 PathLike = Union[str, Path]
+# The default model, relative to resources/models/: switching the default is this line.
+DEFAULT_MODEL = 'demo/zoedepth_small_sim.onnx'
 
 
 def file_sha256(path: PathLike) -> str:
@@ -99,6 +112,41 @@ def read_metadata(artifact: PathLike) -> ArtifactMetadata:
         return ArtifactMetadata.from_dict(json.loads(path.read_text()))
     except (ValueError, TypeError) as error:
         raise ValueError(f'invalid artifact metadata {path}: {error}') from error
+
+
+def shipped_models_dir() -> Path:
+    """The package data folder of the shipped models (resources/models/)."""
+    return Path(str(importlib.resources.files('depth_estimation') / 'resources' / 'models'))
+
+
+def shipped_models() -> list[Path]:
+    """Every shipped `.onnx` that has its metadata beside it, sorted by path."""
+    folder = shipped_models_dir()
+    found = folder.rglob('*.onnx') if folder.is_dir() else []
+    return sorted(path for path in found if metadata_path(path).is_file())
+
+
+def default_model_path(missing_ok: bool = False) -> Optional[Path]:
+    """The default shipped ONNX model (`DEFAULT_MODEL`, with its metadata beside it).
+
+    When it is not installed: None with `missing_ok`, else FileNotFoundError saying what is there.
+    """
+    path = shipped_models_dir() / DEFAULT_MODEL
+    if path.is_file() and metadata_path(path).is_file():
+        return path
+    if missing_ok:
+        return None
+    shipped = ', '.join(str(p.relative_to(shipped_models_dir())) for p in shipped_models())
+    raise FileNotFoundError(f'the default model {path} (with {metadata_path(path).name}) is not '
+                            f'installed; shipped models: {shipped or "none"}. Name one with '
+                            '--model (or model_path:=...).')
+
+
+def model_option() -> dict[str, Any]:
+    """argparse keywords of a `--model` option that defaults to the default model (and is
+    required when that is not installed): one default for predict, evaluate and the others."""
+    default = default_model_path(missing_ok=True)
+    return {'type': Path, 'default': default, 'required': default is None}
 
 
 def library_versions(*names: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from depth_estimation.artifacts import default_model_path
 from depth_estimation.geometry import unpack_cloud, unpack_rgb
 from depth_estimation.ros.conversions import image_to_depth, image_to_millimetres
 from depth_estimation.ros.node import DepthEstimationNode, ModelLoadError
@@ -192,8 +193,11 @@ def test_missing_model_is_a_clear_error(tmp_path) -> None:
         with pytest.raises(ModelLoadError, match='cannot load model'):
             DepthEstimationNode(context=context, parameter_overrides=[
                 Parameter('model_path', value=str(tmp_path / 'absent.onnx'))])
-        with pytest.raises(ModelLoadError, match='model_path is required'):
-            DepthEstimationNode(context=context)
+        node = DepthEstimationNode(context=context)  # empty model_path: the default model
+        try:
+            assert node.settings.model_path == str(default_model_path())
+        finally:
+            node.destroy_node()
 
 
 def test_domain_is_isolated() -> None:

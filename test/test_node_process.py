@@ -107,10 +107,6 @@ def test_console_script_fails_clearly_without_a_model(tmp_path) -> None:
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert 'cannot load model' in result.stderr + result.stdout
-    result = subprocess.run(node_command(), env=ros_environment(), capture_output=True,
-                            text=True, timeout=30)
-    assert result.returncode != 0
-    assert 'model_path is required' in result.stderr + result.stdout
 
 
 def test_lifecycle_console_script_refuses_a_bad_model_at_configure(tmp_path) -> None:

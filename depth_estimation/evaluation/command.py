@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from depth_estimation.artifacts import model_option
+
 TORCH_SUFFIXES = ('.pt', '.pth', '.ckpt')
 
 
@@ -25,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'sevenscenes or rosbag. Writes results.json, results.md, depth_ranges.png '
                     'and error maps. Metrics are ZoeDepth\'s compute_metrics, reproduced exactly; '
                     'crop and depth caps default to the dataset\'s paper protocol.')
-    parser.add_argument('--model', '-m', type=Path, required=True,
-                        help='.onnx (with its .onnx.json) or one of our .pt checkpoints')
+    parser.add_argument('--model', '-m', **model_option(),
+                        help='.onnx (with its .onnx.json) or one of our .pt checkpoints '
+                             '(default: the shipped default model, `depth-estimation models '
+                             '--default`)')
     parser.add_argument('--dataset', '-d', required=True,
                         help="dataset path (format detected), or NAME:PATH, e.g. "
                              "nyu:nyu_depth_v2_labeled.mat, kitti:eigen_test_files.txt, "

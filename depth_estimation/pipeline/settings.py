@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 import math
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from depth_estimation.artifacts import default_model_path
 from depth_estimation.inference import BACKENDS
 from depth_estimation.pipeline.anchoring import METHODS as ANCHORING_METHODS
 from depth_estimation.pipeline.focal import TRAINING_CAMERAS
@@ -98,8 +99,9 @@ class ModelSettings:
     """Model (configure)."""
 
     model_path: str = parameter('', 'Model artifact: .onnx with its .onnx.json metadata beside '
-                                'it, or a torch checkpoint. Required; loaded (and checked) at '
-                                'configure.')
+                                'it, or a torch checkpoint; loaded (and checked) at configure. '
+                                'Empty: the default model shipped with the package '
+                                '(`depth-estimation models --default` prints its path).')
     backend: str = parameter('auto', 'Inference backend; auto picks it from the model file '
                              'suffix.', choices=BACKENDS)
     num_threads: int = parameter(0, 'CPU threads of the backend; 0 lets the backend choose.',
@@ -269,6 +271,8 @@ class PipelineSettings(TemporalSettings, ScanSettings, FocalSettings, AnchoringS
         """Build and validate; ValueError naming the parameter and what it accepts."""
         merged = {item.name: _checked(item.name, values.get(item.name, item.default),
                                       item.default, item.metadata) for item in fields(cls)}
+        if not merged['model_path']:  # the default shipped model ('' when none is installed)
+            merged['model_path'] = str(default_model_path(missing_ok=True) or '')
         settings = cls(**merged)
         settings.check_relations()
         return settings

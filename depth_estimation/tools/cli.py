@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     'depth_estimation.model.convert',
     'depth_estimation.tools.predict',
     'depth_estimation.tools.demo.command',
+    'depth_estimation.tools.models',
     'depth_estimation.sim.dataset',
 )
 

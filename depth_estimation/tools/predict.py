@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+from depth_estimation.artifacts import model_option
+
 IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm',
                             '.pnm', '.webp', '.jp2'})
 VIDEO_SUFFIXES = frozenset({'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg',
@@ -35,9 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     '--fov). Unreadable files are reported and skipped.')
     parser.add_argument('inputs', nargs='+', type=Path, metavar='INPUT',
                         help='image file, video file or folder of them')
-    parser.add_argument('--model', '-m', type=Path, required=True,
+    parser.add_argument('--model', '-m', **model_option(),
                         help='model artifact: .onnx (with .onnx.json beside it) or a .pt '
-                             'checkpoint')
+                             'checkpoint (default: the shipped default model, '
+                             '`depth-estimation models --default`)')
     parser.add_argument('--output', '-o', type=Path, default=Path('predictions'),
                         help='output folder, created if needed (default: ./predictions)')
     parser.add_argument('--backend', default='auto',

@@ -1,6 +1,7 @@
 """Live accuracy of a demo run: throughput, latency, ZoeDepth's metrics and an error histogram.
 
 Plain numpy; each answered frame is matched with its ground truth by stamp before it gets here.
+Pixels count where the ground truth lies in the model's depth range (from its metadata).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-MIN_DEPTH_EVAL, MAX_DEPTH_EVAL = 0.1, 10.0  # metres, the sim dataset's range
 ERROR_BINS = np.linspace(-1.0, 1.0, 81)  # signed relative error (pred - gt) / gt
 
 
@@ -28,6 +28,7 @@ class FrameResult:
 class DemoStatistics:
     """Throughput, latency, accuracy and the error histogram of a run."""
 
+    depth_range: tuple[float, float]  # metres: the model's; pixels with truth inside count
     frames: list[FrameResult] = field(default_factory=list)
     images_seen: int = 0
     error_counts: np.ndarray = field(default_factory=lambda: np.zeros(len(ERROR_BINS) + 1,
@@ -44,11 +45,12 @@ class DemoStatistics:
         return result
 
     def evaluate(self, ground_truth: np.ndarray, depth: np.ndarray) -> Optional[dict[str, float]]:
-        """ZoeDepth's metrics of one frame (no crop, 0.1 to 10 m); None without valid pixels."""
+        """ZoeDepth's metrics of one frame (no crop, `depth_range`); None without valid pixels."""
         from depth_estimation.evaluation.metrics import compute_errors, prepare
 
-        gt, pred, valid = prepare(ground_truth, depth, crop=None, dataset='sim',
-                                  min_depth_eval=MIN_DEPTH_EVAL, max_depth_eval=MAX_DEPTH_EVAL)
+        low, high = self.depth_range
+        gt, pred, valid = prepare(ground_truth, depth, crop=None, min_depth_eval=low,
+                                  max_depth_eval=high)
         if not valid.any():
             return None
         relative = (pred[valid] - gt[valid]) / gt[valid]
@@ -110,6 +112,7 @@ class DemoStatistics:
             'seconds': round(elapsed, 2), 'images_seen': self.images_seen,
             'frames_answered': self.answered, 'frames_evaluated': len(self.evaluated()),
             'throughput_fps': round(self.throughput(), 3),
+            'evaluated_range_m': list(self.depth_range),
         }
         if latency.size:
             result['latency_ms'] = {

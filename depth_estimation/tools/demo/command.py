@@ -4,17 +4,24 @@
     depth/camera_info, points--> this process (metrics, MCAP recording, images, report)
 
 Sources (`--source`):
-- `sim` (default): `depth_estimation_sim_camera` in its own process: procedurally generated rooms
-  seen from a moving robot, with exact ground-truth depth on `ground_truth/depth`, so accuracy
-  (delta1, REL, RMSE) is measured live against it (frames matched by stamp).
+- `sequence` (default; `sequence:<name>` for another shipped one): a real RGB-D sequence shipped
+  in `depth_estimation/resources/sequences/` (TUM RGB-D fr2_desk: 25 frames, 640x480, CC BY 4.0),
+  published from this process as a camera (image + camera_info with its intrinsics), looped, at
+  most at its own 15 frames/s and paced by the node (the next frame goes out once the previous
+  one is answered). Accuracy (delta1, REL, RMSE) is measured live against the sensor's depth of
+  the same frame (matched by stamp).
+- `sim`: `depth_estimation_sim_camera` in its own process: procedurally generated rooms seen
+  from a moving robot, with exact ground-truth depth on `ground_truth/depth`, measured the same
+  way.
 - `samples`: the real frames shipped in `depth_estimation/resources/samples/` with their
   camera_info, published from this process (no ground truth).
 - `topic:<name>`: a running camera; the node reads `<name>` and the `camera_info` beside it.
 - `video:<path>`, `bag:<path>`: played by `depth_estimation_player` in its own process (looped).
 
-Model (`--model`): default the demo model shipped in `depth_estimation/resources/models/demo/`
-(the `zoedepth_small` preset trained by `training/` on simulated rooms); if it is absent, the
-`tiny` preset with random weights, with a loud warning (the pipeline runs; its depth is noise).
+Model (`--model`): default the package's default model (`depth-estimation models --default`);
+if it is absent, the `tiny` preset with random weights, with a loud warning (the pipeline runs;
+its depth is noise). Accuracy counts pixels whose truth lies in the model's depth range (from
+its metadata).
 An `.onnx` with its metadata is used as is; one of our checkpoints, official ZoeDepth weights
 (.pt) or a Hugging Face directory is converted and exported to ONNX first (once, cached in
 `<output>/model/`).
@@ -37,10 +44,10 @@ import sys
 import time
 from typing import Any, Optional
 
+from depth_estimation.artifacts import read_metadata
 from depth_estimation.tools.demo.accuracy import DemoStatistics
-from depth_estimation.tools.demo.graph import DemoGraph, SamplesPublisher
-from depth_estimation.tools.demo.model import DEMO_MODEL_NOTE, ModelChoice, prepare_model, \
-    RANDOM_BANNER
+from depth_estimation.tools.demo.graph import DemoGraph, FramePublisher, load_frames
+from depth_estimation.tools.demo.model import ModelChoice, prepare_model, RANDOM_BANNER
 from depth_estimation.tools.demo.report import write_plots, write_report, write_snapshot_images
 from depth_estimation.tools.demo.sources import node_command, NODE_NAME, Source, source_command
 from depth_estimation.tools.processes import applied_environment, first_failure, Process, \
@@ -54,25 +61,28 @@ RECORD_TOPICS = ('image', 'camera_info', 'depth/image', 'depth/camera_info')
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        'demo', help='run the whole system (simulated camera -> node -> metrics, recording, '
-                     'report) for a bounded time',
+        'demo', help='run the whole system (real RGB-D sequence -> node -> metrics, '
+                     'recording, report) for a bounded time',
         description='Start a source and depth_estimation_node (ONNX Runtime, CPU), print live '
                     'throughput, latency and accuracy against ground truth, record the outputs '
                     'to MCAP and write images and a report to the output folder.')
-    parser.add_argument('--source', default='sim',
-                        help='sim (default), samples, topic:<image topic>, video:<file> or '
-                             'bag:<rosbag2 folder or .bag>')
+    parser.add_argument('--source', default='sequence',
+                        help='sequence (default: the shipped TUM RGB-D fr2_desk frames; '
+                             'sequence:<name> for another shipped one), sim, samples, '
+                             'topic:<image topic>, video:<file> or bag:<rosbag2 folder or .bag>')
     parser.add_argument('--model', type=Path, default=None,
                         help='.onnx (with .onnx.json), our checkpoint .pt, official ZoeDepth '
-                             '.pt or a Hugging Face directory; default: the shipped demo model')
+                             '.pt or a Hugging Face directory; default: the default model '
+                             '(depth-estimation models --default)')
     parser.add_argument('--duration', type=float, default=60.0,
                         help='seconds to stream once the node is up (default 60)')
     parser.add_argument('--frames', type=int, default=0,
                         help='stop after this many answered frames instead (0: use --duration)')
-    parser.add_argument('--rate', type=float, default=2.0,
-                        help='frames per second of the sim, samples and video sources '
-                             '(default 2, about what two cores sustain while also rendering; '
-                             'the node drops what it cannot keep up with)')
+    parser.add_argument('--rate', type=float, default=None,
+                        help='frames per second of the source (default: a sequence\'s own, '
+                             '15 for fr2_desk, paced by the node; sim, samples and video: 2, '
+                             'about what two cores sustain while also rendering; the node '
+                             'drops what it cannot keep up with)')
     parser.add_argument('--seed', type=int, default=1,
                         help='sim room family (default 1; the demo model was trained on 0)')
     parser.add_argument('--frames-per-scene', type=int, default=40,
@@ -80,8 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT,
                         help='output folder (default outputs/demo)')
     parser.add_argument('--num-threads', type=int, default=1,
-                        help='CPU threads of the node\'s backend (default 1: the simulator '
-                             'renders on another core; 0: the backend\'s default)')
+                        help='CPU threads of the node\'s backend (default 1: this process '
+                             'and the source run on the other core; 0: the backend\'s default)')
     parser.add_argument('--camera-info', type=Path, default=None,
                         help='camera_info YAML for a video source')
     parser.add_argument('--horizontal-fov', type=float, default=60.0,
@@ -90,7 +100,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--no-record', dest='record', action='store_false',
                         help='do not write the MCAP recording')
     parser.add_argument('--record-ground-truth', action='store_true',
-                        help='also record ground_truth/depth (1.2 MB per frame)')
+                        help='also record the sim source\'s ground_truth/depth (1.2 MB per '
+                             'frame)')
     parser.add_argument('--record-points', action='store_true',
                         help='also record the point clouds (about 5 MB per frame)')
     parser.add_argument('--timeout', type=float, default=90.0,
@@ -103,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     source = Source.parse(args.source)
     if args.duration <= 0 and args.frames <= 0:
         raise ValueError('give a positive --duration or --frames')
+    args.rate = source.default_rate() if args.rate is None else args.rate
     if args.rate <= 0:
         raise ValueError(f'--rate must be positive, got {args.rate}')
     output = Path(args.output)
@@ -110,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
     for stale in list(output.glob('depth_*.png')) + list(output.glob('points_*.png')):
         stale.unlink()  # pictures of an earlier run
     model = prepare_model(args.model, output)
-    if model.trained and args.model is None:
-        print(DEMO_MODEL_NOTE)
+    metadata = read_metadata(model.path)
+    if 'training_data' in metadata.source:
+        print(f'the model was trained on: {metadata.source["training_data"]}')
     environment = ros_environment()
     print(f'model: {model.description} ({model.path})\nsource: {args.source}; DDS on loopback '
           f'only ({Path(environment["FASTDDS_DEFAULT_PROFILES_FILE"]).name}), '
@@ -126,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
                                   'demo; move it away')
     topics = tuple(source.image_topic if t == 'image' else
                    source.camera_info_topic if t == 'camera_info' else t for t in RECORD_TOPICS)
-    topics += ('ground_truth/depth',) if args.record_ground_truth and source.has_ground_truth \
-        else ()
+    topics += (source.truth_topic,) if args.record_ground_truth and source.truth_topic else ()
     topics += ('points',) if args.record_points else ()
     processes = [Process('node', node_command(model.path, source, args), output / 'node.log',
                          environment)]
@@ -135,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     if command is not None:
         processes.append(Process(source.kind, command, output / f'{source.kind}.log',
                                  environment))
-    statistics = DemoStatistics()
+    statistics = DemoStatistics((metadata.min_depth, metadata.max_depth))
     try:
         graph_result = _stream(args, source, statistics, processes, record_path, topics,
                                environment)
@@ -147,13 +159,18 @@ def run(args: argparse.Namespace) -> int:
     config = {'source': args.source, 'model': f'{model.description} ({model.path.name})',
               'model trained': model.trained, 'backend': 'ONNX Runtime (CPU)',
               'node threads': args.num_threads or 'backend default',
-              'source rate': f'{args.rate:g} frames/s' if source.kind != 'topic' else 'as sent',
+              'source rate': 'as sent' if source.kind == 'topic' else f'{args.rate:g} frames/s'
+              + (' at most, paced by the node' if source.published_here else ''),
               'stop': f'{args.frames} frames' if args.frames else f'{args.duration:g} s'}
     if source.kind == 'sim':
         config['sim'] = (f'seed {args.seed}, {args.frames_per_scene} frames per room, 480x640, '
                          'vertical FOV 58 deg')
-    images = write_snapshot_images(output, graph.snapshots)
-    images += write_plots(output, statistics, graph.snapshots)
+    if source.kind == 'sequence':
+        config['sequence'] = (f'{source.argument}, real frames looped, published here paced by '
+                              'the node; truth: the sensor depth')
+    truth_label = 'sensor depth' if source.kind == 'sequence' else 'ground truth'
+    images = write_snapshot_images(output, graph.snapshots, truth_label)
+    images += write_plots(output, statistics, graph.snapshots, truth_label)
     report = write_report(output, config, summary, images, recording)
     (output / 'summary.json').write_text(json.dumps(
         {'config': {k: str(v) for k, v in config.items()}, 'summary': summary,
@@ -197,16 +214,19 @@ def _stream(args: argparse.Namespace, source: Source, statistics: DemoStatistics
         graph = DemoGraph(context, source, statistics, record_path, topics)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(graph.node)
-    samples = SamplesPublisher(graph.node, args.rate) if source.kind == 'samples' else None
+    frames = FramePublisher(graph.node, load_frames(source), args.rate, graph.add_truth) \
+        if source.published_here else None
     code = 0
     try:
-        code = _wait_until_up(args, source, graph, executor, processes, samples)
+        code = _wait_until_up(args, source, graph, executor, processes, frames)
         if code == 0:
-            code = _measure(args, graph, executor, processes, samples)
+            code = _measure(args, graph, executor, processes, frames)
     except KeyboardInterrupt:
         print('interrupted: writing what was measured so far')
         code = 130
     finally:
+        for _ in range(20):  # callbacks of what has arrived (the recorder's copy of the last one)
+            executor.spin_once(timeout_sec=0.01)
         graph.finished = graph.elapsed() if graph.started is not None else None
         graph.settle(wait_for_truth=0.0)
         graph.attach_points()
@@ -218,7 +238,7 @@ def _stream(args: argparse.Namespace, source: Source, statistics: DemoStatistics
 
 
 def _wait_until_up(args: argparse.Namespace, source: Source, graph: DemoGraph, executor: Any,
-                   processes: list[Process], samples: Optional[SamplesPublisher]) -> int:
+                   processes: list[Process], frames: Optional[FramePublisher]) -> int:
     node = graph.node
     launched = min((process.launched for process in processes), default=time.monotonic())
     print('waiting for the node and the source ...', flush=True)
@@ -235,7 +255,7 @@ def _wait_until_up(args: argparse.Namespace, source: Source, graph: DemoGraph, e
         node_up = node.count_publishers('depth/image') > 0 and any(
             info.node_name == NODE_NAME
             for info in node.get_subscriptions_info_by_topic(source.image_topic))
-        source_up = node.count_publishers(source.image_topic) > 0 or samples is not None
+        source_up = node.count_publishers(source.image_topic) > 0 or frames is not None
         source_up = source_up and graph.ground_truth_flows()
         if node_up and source_up:
             break
@@ -250,15 +270,13 @@ def _wait_until_up(args: argparse.Namespace, source: Source, graph: DemoGraph, e
 
 
 def _measure(args: argparse.Namespace, graph: DemoGraph, executor: Any,
-             processes: list[Process], samples: Optional[SamplesPublisher]) -> int:
+             processes: list[Process], frames: Optional[FramePublisher]) -> int:
     statistics = graph.statistics
     next_print = 2.0
     next_poll = 0.0
     while True:
         executor.spin_once(timeout_sec=0.02)
         elapsed = graph.elapsed()
-        if samples is not None:
-            samples.poll(elapsed)
         graph.settle()
         graph.attach_points()
         if graph.recorder is not None and elapsed >= next_poll:
@@ -281,3 +299,5 @@ def _measure(args: argparse.Namespace, graph: DemoGraph, executor: Any,
                   + ('' if statistics.images_seen else
                      f' and no image on {graph.source.image_topic}'), file=sys.stderr)
             return 1
+        if frames is not None:  # after the stop: no frame goes out that will not be measured
+            frames.poll(elapsed, graph.last_depth_stamp)

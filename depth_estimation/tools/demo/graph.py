@@ -1,4 +1,4 @@
-"""The demo's own ROS node: it watches the node under test and publishes the sample frames."""
+"""The demo's own ROS node: it watches the node under test and publishes the shipped frames."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import OrderedDict
 from pathlib import Path
 import struct
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from depth_estimation.tools.demo.report import Snapshot
 from depth_estimation.tools.demo.sources import Source
 
 SNAPSHOTS = 4
+STALL_SECONDS = 10.0  # a published frame not answered by then: the next one goes out anyway
 
 
 def _stamp(message: Any) -> int:
@@ -70,6 +71,7 @@ class DemoGraph:
         # The stamp of the first ground truth received: frames made earlier may have had theirs
         # published before this subscription matched, so they are not measured.
         self.first_truth_stamp: Optional[int] = None
+        self.last_depth_stamp: Optional[int] = None
         self.pending = Keeper(30)  # stamp -> (depth Image, seconds received) awaiting truth
         self.points = Keeper(6)  # stamp -> serialized PointCloud2
         self.started: Optional[float] = None
@@ -80,8 +82,8 @@ class DemoGraph:
         self.node.create_subscription(Image, source.image_topic, self._on_image, qos)
         self.node.create_subscription(Image, 'depth/image', self._on_depth, reliable)
         self.node.create_subscription(PointCloud2, 'points', self._on_points, reliable, raw=True)
-        if source.has_ground_truth:
-            self.node.create_subscription(Image, 'ground_truth/depth', self._on_truth, reliable)
+        if source.truth_topic is not None:
+            self.node.create_subscription(Image, source.truth_topic, self._on_truth, reliable)
         self.recorder = None
         if record_path is not None:
             from depth_estimation.tools.recorder import McapRecorder
@@ -106,23 +108,28 @@ class DemoGraph:
         self.images.put(_stamp(msg), msg)
 
     def _on_truth(self, msg: Any) -> None:
-        stamp = _stamp(msg)
+        from depth_estimation.ros.conversions import image_to_depth
+
+        self.add_truth(_stamp(msg), image_to_depth(msg))  # (H, W) metres
+
+    def add_truth(self, stamp: int, depth: np.ndarray) -> None:
+        """The ground truth (H, W) metres (NaN: none) of the frame stamped `stamp` (ns)."""
         if self.first_truth_stamp is None:
             self.first_truth_stamp = stamp
-        self.truths.put(stamp, msg)
+        self.truths.put(stamp, depth)
 
     def _on_points(self, data: bytes) -> None:
         # Keep the serialized cloud (about 5 MB); only snapshots decode one.
         self.points.put(_cdr_stamp(data), data)
 
     def ground_truth_flows(self) -> bool:
-        """True once ground truth arrives (always for a source without ground truth)."""
-        return not self.source.has_ground_truth or self.first_truth_stamp is not None
+        """True once the simulator's ground truth arrives (always for other sources)."""
+        return self.source.truth_topic is None or self.first_truth_stamp is not None
 
     def _on_depth(self, msg: Any) -> None:
-        stamp = _stamp(msg)
+        stamp = self.last_depth_stamp = _stamp(msg)
         if self.started is None or not self.ground_truth_flows() or \
-                (self.source.has_ground_truth and stamp < self.first_truth_stamp):
+                (self.first_truth_stamp is not None and stamp < self.first_truth_stamp):
             return
         self.pending.put(stamp, (msg, time.time(), self.elapsed()))
 
@@ -133,14 +140,13 @@ class DemoGraph:
 
         for stamp in list(self.pending):
             msg, arrived, received = self.pending[stamp]
-            truth_msg = self.truths.get(stamp)
-            if self.source.has_ground_truth and truth_msg is None and \
+            truth = self.truths.get(stamp)  # (H, W) metres
+            if self.source.has_ground_truth and truth is None and \
                     self.elapsed() - received < wait_for_truth:
                 continue
             del self.pending[stamp]
             latency = arrived - stamp / 1e9
             depth = image_to_depth(msg)  # (H, W) metres
-            truth = image_to_depth(truth_msg) if truth_msg is not None else None
             result = self.statistics.add(stamp, received, latency, truth, depth)
             self._maybe_snapshot(stamp, received, depth, truth, result.metrics)
 
@@ -186,35 +192,63 @@ class DemoGraph:
         return recording
 
 
-class SamplesPublisher:
-    """Publishes the shipped sample frames with their camera_info at `rate`, cycling."""
+def load_frames(source: Source) -> list[tuple[Any, Any, Optional[np.ndarray]]]:
+    """(Image, CameraInfo or None, ground truth (H, W) metres or None) of each frame that this
+    process publishes: the shipped sequence (sensor depth, NaN where it has none) or samples."""
+    from depth_estimation.ros.conversions import camera_info_from_dict, camera_info_from_yaml, \
+        rgb_to_image
 
-    def __init__(self, node: Any, rate: float) -> None:
-        from sensor_msgs.msg import CameraInfo, Image
-
-        from depth_estimation.ros.conversions import camera_info_from_dict, rgb_to_image
+    if source.kind == 'samples':
         from depth_estimation.samples import load_samples
 
-        self.node = node
-        self.period = 1.0 / rate
-        self.frames = [(rgb_to_image(s.rgb, encoding='rgb8'),
-                        camera_info_from_dict(s.camera_info) if s.camera_info else None)
-                       for s in load_samples()]
-        if not self.frames:
-            raise FileNotFoundError('no sample frames are installed')
+        return [(rgb_to_image(s.rgb), camera_info_from_dict(s.camera_info) if s.camera_info
+                 else None, None) for s in load_samples()]
+    from depth_estimation.datasets.sequences import CAMERA_INFO_FILE, open_sequence, \
+        sequence_root
+
+    info = camera_info_from_yaml(sequence_root(source.argument) / CAMERA_INFO_FILE)
+    sequence = open_sequence(source.argument)
+    return [(rgb_to_image(sample.image), info, np.where(sample.depth > 0, sample.depth, np.nan))
+            for sample in (sequence[index] for index in range(len(sequence)))]
+
+
+class FramePublisher:
+    """Publishes frames with their camera_info on image and camera_info, looping.
+
+    At most `rate` frames per second, and paced by the node: the next frame goes out once the
+    previous one is answered (or after STALL_SECONDS), so the node drops none. Each frame gets a
+    new stamp, which the node copies into its depth: the ground truth handed to `on_truth` under
+    that stamp is the frame's own, matched exactly.
+    """
+
+    def __init__(self, node: Any, frames: list[tuple[Any, Any, Optional[np.ndarray]]],
+                 rate: float, on_truth: Callable[[int, np.ndarray], None]) -> None:
+        from sensor_msgs.msg import CameraInfo, Image
+
+        if not frames:
+            raise FileNotFoundError('no frames to publish are installed')
+        self.node, self.frames, self.period, self.on_truth = node, frames, 1.0 / rate, on_truth
         self.image_publisher = node.create_publisher(Image, 'image', 5)
         self.info_publisher = node.create_publisher(CameraInfo, 'camera_info', 5)
-        self.index = 0
+        self.count = 0
         self.next_time = 0.0
+        self.last: Optional[tuple[int, float]] = None  # (stamp ns, seconds) of the newest frame
 
-    def poll(self, now: float) -> None:
-        if now < self.next_time:
+    def poll(self, now: float, answered_stamp: Optional[int]) -> None:
+        """Publish the next frame if it is due and the node has answered the previous one."""
+        waiting = self.last is not None and answered_stamp != self.last[0] and \
+            now - self.last[1] < STALL_SECONDS
+        if now < self.next_time or waiting:
             return
         self.next_time = now + self.period
-        image, info = self.frames[self.index % len(self.frames)]
-        self.index += 1
+        index = self.count % len(self.frames)
+        self.count += 1
+        image, info, truth = self.frames[index]
         image.header.stamp = self.node.get_clock().now().to_msg()
         image.header.frame_id = 'camera_color_optical_frame'
+        self.last = (_stamp(image), now)
+        if truth is not None:
+            self.on_truth(self.last[0], truth)
         if info is not None:
             info.header = image.header
             self.info_publisher.publish(info)

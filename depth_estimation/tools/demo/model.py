@@ -1,32 +1,23 @@
-"""The model the demo's node runs: the shipped demo model, a given one exported once, or random.
+"""The model the demo's node runs: the default model, a given one exported once, or random.
 
 An `.onnx` with its metadata is used as is; one of our checkpoints, official ZoeDepth weights
 (.pt) or a Hugging Face directory is exported to ONNX first (once, cached in `<output>/model/`).
-Without `--model` and without a shipped demo model, the `tiny` preset with random weights is
-exported, with a loud warning (the pipeline runs; its depth is noise).
+Without `--model` the default shipped model (`artifacts.default_model_path`) runs; when it is not
+installed, the `tiny` preset with random weights is exported, with a loud warning (the pipeline
+runs; its depth is noise).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-import importlib.resources
 from pathlib import Path
 from typing import Any, Optional
 
 RANDOM_BANNER = ('=' * 78 + '\n'
-                 'NO TRAINED DEMO MODEL FOUND: using the tiny preset with RANDOM (UNTRAINED)\n'
-                 'weights. The depth values are meaningless; '
-                 'depth_estimation/resources/models/demo/\nholds the trained demo model when '
-                 'it has been added. The pipeline (topics, headers,\ncamera_info, point cloud, '
-                 'latency) is real.\n' + '=' * 78)
-DEMO_MODEL_NOTE = ('note: the demo model knows simulated rooms, not the world; real cameras need '
-                   'real weights (the official ZoeDepth checkpoints or a model you train).')
-
-
-def demo_model_dir() -> Path:
-    """The package data folder of the shipped demo model."""
-    return Path(str(importlib.resources.files('depth_estimation') / 'resources' / 'models'
-                    / 'demo'))
+                 'NO DEFAULT MODEL INSTALLED: using the tiny preset with RANDOM (UNTRAINED)\n'
+                 'weights. The depth values are meaningless; `depth-estimation models` lists '
+                 'the\nshipped models. The pipeline (topics, headers, camera_info, point cloud, '
+                 'latency)\nis real.\n' + '=' * 78)
 
 
 @dataclass(frozen=True)
@@ -36,13 +27,6 @@ class ModelChoice:
     path: Path  # .onnx with its metadata
     description: str
     trained: bool
-
-
-def shipped_demo_model() -> Optional[Path]:
-    """The ONNX model (with metadata) in resources/models/demo/, if the package ships one."""
-    folder = demo_model_dir()
-    candidates = sorted(folder.glob('*.onnx')) if folder.is_dir() else []
-    return next((path for path in candidates if _exported(path)), None)
 
 
 def _exported(path: Path) -> bool:
@@ -96,12 +80,12 @@ def load_weights(path: Path) -> tuple[Any, dict[str, Any]]:
 
 def prepare_model(model: Optional[Path], output: Path) -> ModelChoice:
     """The ONNX model the node will run (see the module docstring)."""
-    from depth_estimation.artifacts import file_sha256, read_metadata
+    from depth_estimation.artifacts import default_model_path, file_sha256, read_metadata
 
     if model is None:
-        shipped = shipped_demo_model()
-        if shipped is not None:
-            return ModelChoice(shipped, f'demo model {shipped.name}', True)
+        default = default_model_path(missing_ok=True)
+        if default is not None:
+            return ModelChoice(default, 'default model', True)
         print(RANDOM_BANNER, flush=True)
         return ModelChoice(random_model(output), 'tiny preset, RANDOM weights', False)
     model = Path(model)

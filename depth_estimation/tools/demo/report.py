@@ -10,8 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from depth_estimation.tools.demo.accuracy import (DemoStatistics, ERROR_BINS, MAX_DEPTH_EVAL,
-                                                  MIN_DEPTH_EVAL)
+from depth_estimation.tools.demo.accuracy import DemoStatistics, ERROR_BINS
 
 
 @dataclass
@@ -61,7 +60,8 @@ def render_top_down(points: np.ndarray, rgb: Optional[np.ndarray], size: int = 4
     return canvas
 
 
-def write_snapshot_images(output: Path, snapshots: list[Snapshot]) -> list[Path]:
+def write_snapshot_images(output: Path, snapshots: list[Snapshot],
+                          truth_label: str = 'ground truth') -> list[Path]:
     """depth_NN.png (colour | depth [| ground truth]) and points_NN.png (top-down cloud)."""
     import cv2
 
@@ -74,7 +74,7 @@ def write_snapshot_images(output: Path, snapshots: list[Snapshot]) -> list[Path]
             else None
         parts = [('predicted depth', colourise_depth(snapshot.depth, depth_range))]
         if snapshot.ground_truth is not None:
-            parts.append(('ground truth', colourise_depth(snapshot.ground_truth, depth_range)))
+            parts.append((truth_label, colourise_depth(snapshot.ground_truth, depth_range)))
         if snapshot.rgb is not None:
             parts.insert(0, ('image', np.ascontiguousarray(snapshot.rgb[..., ::-1])))
         for label, part in parts:
@@ -93,8 +93,8 @@ def write_snapshot_images(output: Path, snapshots: list[Snapshot]) -> list[Path]
     return written
 
 
-def write_plots(output: Path, statistics: DemoStatistics,
-                snapshots: list[Snapshot]) -> list[Path]:
+def write_plots(output: Path, statistics: DemoStatistics, snapshots: list[Snapshot],
+                truth_label: str = 'ground truth') -> list[Path]:
     """latency.png, error_histogram.png (with ground truth) and panel.png (matplotlib, Agg)."""
     import matplotlib
 
@@ -145,7 +145,7 @@ def write_plots(output: Path, statistics: DemoStatistics,
             row[0].imshow(snapshot.rgb)
             row[0].set_title('image')
             for axis, image, title in ((row[1], depth, 'predicted depth (m)'),
-                                       (row[2], truth, 'ground truth (m)')):
+                                       (row[2], truth, f'{truth_label} (m)')):
                 shown = axis.imshow(image, cmap='turbo', vmin=0.0, vmax=high)
                 axis.set_title(title)
                 figure.colorbar(shown, ax=axis, fraction=0.035)
@@ -191,12 +191,13 @@ def write_report(output: Path, config: dict[str, Any], summary: dict[str, Any],
                   f'| RMSE (lower is better) | {accuracy["rmse_m"]:.3f} m |']
     else:
         lines.append('| accuracy | not measured: this source has no ground truth |')
+    low, high = summary['evaluated_range_m']
     lines += ['', 'Accuracy: ZoeDepth\'s metrics (delta1 = share of pixels within 25 % of the '
               'truth, REL = mean |error| / truth, RMSE in metres) per frame over pixels with '
-              f'ground truth in {MIN_DEPTH_EVAL:g} to {MAX_DEPTH_EVAL:g} m (no crop), averaged '
+              f'ground truth in the model\'s range, {low:g} to {high:g} m (no crop), averaged '
               'over frames. Depth and ground truth are matched by stamp. Throughput and latency '
-              'include everything that shares this machine with the node (on the default '
-              'source: the simulator rendering the next frame).', '']
+              'include everything that shares this machine with the node (this process '
+              'publishing and measuring; with the sim source, the simulator rendering).', '']
     if not config.get('model trained', True):
         lines += ['**The model has random weights: its depth and accuracy are meaningless.**', '']
     lines += ['## Pictures', '']

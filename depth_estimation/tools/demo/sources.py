@@ -9,7 +9,8 @@ from typing import Optional
 
 from depth_estimation.tools.processes import executable
 
-SOURCE_KINDS = ('sim', 'samples', 'topic', 'video', 'bag')
+SOURCE_KINDS = ('sequence', 'sim', 'samples', 'topic', 'video', 'bag')
+DEFAULT_RATE = 2.0  # frames per second of the sim, samples and video sources
 NODE_NAME = 'depth_estimation_demo_node'  # the node we start, renamed so no other one is taken
 
 
@@ -18,14 +19,19 @@ class Source:
     """What feeds the node: a kind of SOURCE_KINDS and its argument (topic or path)."""
 
     kind: str
-    argument: str = ''
+    argument: str = ''  # topic, path or sequence name
 
     @classmethod
     def parse(cls, text: str) -> Source:
+        from depth_estimation.datasets.sequences import DEMO_SEQUENCE, sequence_root
+
         kind, _, argument = text.partition(':')
         if kind not in SOURCE_KINDS:
-            raise ValueError(f'unknown source {text!r}: expected sim, samples, topic:<name>, '
-                             'video:<path> or bag:<path>')
+            raise ValueError(f'unknown source {text!r}: expected sequence[:<name>], sim, samples, '
+                             'topic:<name>, video:<path> or bag:<path>')
+        if kind == 'sequence':
+            sequence_root(argument or DEMO_SEQUENCE)  # a clear error naming the shipped ones
+            return cls(kind, argument or DEMO_SEQUENCE)
         if kind in ('sim', 'samples'):
             if argument:
                 raise ValueError(f'source {kind} takes no argument, got {text!r}')
@@ -51,7 +57,25 @@ class Source:
 
     @property
     def has_ground_truth(self) -> bool:
-        return self.kind == 'sim'
+        return self.kind in ('sim', 'sequence')
+
+    @property
+    def truth_topic(self) -> Optional[str]:
+        """Where ground truth arrives (the simulator's); None: none, or this process has it."""
+        return 'ground_truth/depth' if self.kind == 'sim' else None
+
+    @property
+    def published_here(self) -> bool:
+        """This process publishes the frames (shipped sequence or samples)."""
+        return self.kind in ('sequence', 'samples')
+
+    def default_rate(self) -> float:
+        """Frames per second when --rate is not given: a sequence's own, else DEFAULT_RATE."""
+        if self.kind != 'sequence':
+            return DEFAULT_RATE
+        from depth_estimation.datasets.sequences import open_sequence
+
+        return float(open_sequence(self.argument).metadata.get('frame_rate', DEFAULT_RATE))
 
 
 def source_command(source: Source, args: argparse.Namespace) -> Optional[list[str]]:
