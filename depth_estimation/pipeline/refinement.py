@@ -112,10 +112,13 @@ class DepthRefiner:
 
     # State -------------------------------------------------------------------------------------
 
-    def reset_temporal(self) -> None:
-        """Forget the filter state (a new resolution or stream); the next frame passes through."""
+    def reset(self) -> None:
+        """Forget the state of the old stream (a new image size): the temporal filter's per-pixel
+        state and the anchored scale; the next frame starts afresh."""
         if self.temporal is not None:
             self.temporal.reset()
+        self.smoother.reset()
+        self.last_fit = None
 
     def _temporal_filter(self, settings: Any) -> Optional[TemporalFilter]:
         if not settings.temporal_filter:
