@@ -113,8 +113,10 @@ class DepthRefiner:
     # State -------------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget the state of the old stream (a new image size): the temporal filter's per-pixel
-        state and the anchored scale; the next frame starts afresh."""
+        """Forget the state of the old stream (a new image size); the next frame starts afresh.
+
+        That is the temporal filter's per-pixel state and the anchored scale.
+        """
         if self.temporal is not None:
             self.temporal.reset()
         self.smoother.reset()

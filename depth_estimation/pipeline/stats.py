@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 import threading
-from typing import Optional
+import time
+from typing import Any, Optional
 
 import numpy as np
 
@@ -269,5 +270,30 @@ class LogThrottle:
             return self._suppressed.pop(key, 0)
 
 
+class ThrottledLog:
+    """A logger that writes each problem (key) at most once per `period` seconds.
+
+    `logger` is rclpy's, or anything with `error`, `warning` and `info`.
+    """
+
+    def __init__(self, logger: Any, period: float) -> None:
+        self.logger, self.period = logger, float(period)
+        self._throttle = LogThrottle(period)
+
+    def __call__(self, key: str, message: str, level: str = 'warning') -> None:
+        held = self._throttle.allow(key, time.monotonic())
+        if held is None:
+            return
+        if held:
+            message += f' ({held} more like this in the last {self.period:g} s)'
+        # One call site per severity: rclpy refuses a call site whose severity changes.
+        if level == 'error':
+            self.logger.error(message)
+        elif level == 'info':
+            self.logger.info(message)
+        else:
+            self.logger.warning(message)
+
+
 __all__ = ['ERROR', 'FrameStatistics', 'LatencyWindow', 'LogThrottle', 'OK', 'RateMeter',
-           'STALE', 'valid_share', 'ValidDepthMonitor', 'WARN']
+           'STALE', 'ThrottledLog', 'valid_share', 'ValidDepthMonitor', 'WARN']

@@ -1,11 +1,12 @@
 """ROS 2 node: camera Image (+ CameraInfo) in; metric depth, depth CameraInfo, PointCloud2 out.
 
 One managed node, `DepthEstimationLifecycleNode`: configure loads the model (a bad artifact, or
-one without valid depth on the sample frame, is refused: the node stays unconfigured) and creates the publishers; activate subscribes and starts
-the worker; deactivate and cleanup undo them. `depth_estimation_node` is the same node with
-autostart = true (`DepthEstimationNode`), as Nav2 and Isaac ROS run theirs. The node is an adapter:
-messages become numpy (conversions.py), `DepthPipeline` makes the depth and its products, the
-output stages publish them (outputs.py). Topics and parameters: docs/ros.md.
+one without valid depth on the sample frame, is refused: the node stays unconfigured) and
+creates the publishers; activate subscribes and starts the worker; deactivate and cleanup undo
+them. `depth_estimation_node` is the same node with autostart = true (`DepthEstimationNode`), as
+Nav2 and Isaac ROS run theirs. The node is an adapter: messages become numpy (conversions.py),
+`DepthPipeline` makes the depth and its products, the output stages publish them (outputs.py);
+runner.py runs it as a process. Topics and parameters: docs/ros.md.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from std_msgs.msg import Header
 
 from depth_estimation.pipeline import DepthFrame, DepthPipeline, ModelLoadError, SkippedFrame
 from depth_estimation.pipeline.intrinsics import intrinsics_from_matrices
-from depth_estimation.pipeline.stats import FrameStatistics
+from depth_estimation.pipeline.stats import FrameStatistics, ThrottledLog
 from depth_estimation.ros.conversions import (camera_info_calibration,
                                               camera_info_from_intrinsics, image_to_rgb,
                                               scale_camera_info, sparse_sample_from_image,
                                               sparse_sample_from_scan, stamp_seconds)
-from depth_estimation.ros.diagnostics import model_identity, node_diagnostics, ThrottledLog
+from depth_estimation.ros.diagnostics import model_identity, node_diagnostics
 from depth_estimation.ros.inputs import LatestInputs
 from depth_estimation.ros.outputs import create_stages, OutputStage
 from depth_estimation.ros.parameters import NodeParameters, NodeSettings
@@ -68,8 +69,10 @@ class DepthEstimationLifecycleNode(LifecycleNode):
         except ModelLoadError:
             LifecycleNode.destroy_node(self)
             raise
-        unknown = sorted(set(self._parameter_overrides) - set(self._parameters))
-        if unknown:  # rclpy drops what a node does not declare: say so once
+        # rclpy drops overrides (command line, params file) a node does not declare: say so once
+        unknown = sorted(name for name in self._parameter_overrides
+                         if not self.has_parameter(name))
+        if unknown:
             self.get_logger().warning(f'ignoring unknown parameters (this node does not declare '
                                       f'them; a typo? see docs/ros.md): {", ".join(unknown)}')
         if not self.get_parameter('autostart').value:
