@@ -142,10 +142,15 @@ def test_anchoring_scales_the_depth_to_the_sparse_samples(tiny_onnx, rgb) -> Non
         sparse = np.where(np.arange(plain.depth.size).reshape(plain.depth.shape) % 97 == 0,
                           2.0 * plain.depth, np.nan).astype(np.float32)  # (H, W) metres
         frame = pipeline.process(rgb, chosen, sample=SparseSample(5.0, depth=sparse), stamp=5.0)
+        held = pipeline.process(rgb, chosen, stamp=5.1)  # no new sample: the scale is held
+        half = np.ascontiguousarray(rgb[::2, ::2])  # (H / 2, W / 2, 3): another camera mode
+        restarted = pipeline.process(half, chosen, stamp=5.2)
     finally:
         pipeline.close()
     assert frame.refinements == ('anchoring',)
     np.testing.assert_allclose(frame.depth, 2.0 * plain.depth, rtol=1e-4)
+    assert held.refinements == ('anchoring',)
+    assert restarted.size_change and restarted.refinements == ()  # the old scale is forgotten
 
 
 def test_models_that_cannot_serve_the_settings_are_refused(tiny_onnx, tmp_path) -> None:
