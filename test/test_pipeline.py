@@ -7,6 +7,7 @@ and points from the pinhole equations written out here.
 from __future__ import annotations
 
 import numpy as np
+from onnx_graphs import brightness_depth_model, constant_depth_model
 import pytest
 
 from depth_estimation.inference import open_backend
@@ -86,20 +87,37 @@ def test_depth_with_rep117_ranges_points_and_scan(tiny_onnx, rgb) -> None:
     assert frame.scan_ranges.shape == (width,) and frame.problems == ()
 
 
-def test_new_size_is_skipped_once_then_answered(tiny_onnx, rgb) -> None:
-    chosen = settings(model_path=str(tiny_onnx), num_threads=1, temporal_filter=True)
+def test_a_new_size_is_answered_at_once_with_its_state_reset(tiny_onnx, rgb) -> None:
+    chosen = settings(model_path=str(tiny_onnx), num_threads=1, temporal_filter=True, fx=500.0)
     pipeline = DepthPipeline.open(chosen)
     try:
-        assert pipeline.process(rgb, chosen).refinements == ('temporal',)
-        smaller = np.ascontiguousarray(rgb[::2, ::2])  # (H / 2, W / 2, 3)
-        with pytest.raises(SkippedFrame) as skipped:
-            pipeline.process(smaller, chosen)
-        assert skipped.value.kind == 'resolution_change'
-        frame = pipeline.process(smaller, chosen)
-        assert frame.depth.shape == smaller.shape[:2]
-        assert frame.intrinsics is None and frame.points is None  # no calibration, no fx
+        first = pipeline.process(rgb, chosen)
+        assert first.refinements == ('temporal',) and first.size_change == ''
+        height, width = rgb.shape[:2]
+        sizes = [(width + 1, height + 1), (width // 2, height // 2), (width, height)]
+        for number, (new_width, new_height) in enumerate(sizes, start=1):
+            resized = np.ascontiguousarray(np.resize(rgb, (new_height, new_width, 3)))
+            frame = pipeline.process(resized, chosen)
+            assert frame.depth.shape == (new_height, new_width)
+            assert (frame.intrinsics.width, frame.intrinsics.height) == (new_width, new_height)
+            assert frame.size_change.startswith('image size changed from ')
+            assert pipeline.size_changes == number
+            assert pipeline.refiner.temporal.last_reset_fraction == 1.0  # started afresh
+        assert pipeline.process(rgb, chosen).size_change == ''  # the same size again
     finally:
         pipeline.close()
+
+
+def test_a_model_without_valid_depth_on_the_sample_frame_is_refused(tmp_path) -> None:
+    model = constant_depth_model(tmp_path / 'negative.onnx', -1.0)
+    with pytest.raises(ModelLoadError, match=r'valid depth .* for 0\.0% of the sample frame'):
+        DepthPipeline.open(settings(model_path=str(model), num_threads=1))
+    good = DepthPipeline.open(settings(model_path=str(brightness_depth_model(
+        tmp_path / 'brightness.onnx')), num_threads=1))
+    try:
+        assert good.probe() > 0.9  # the same probe passes a model with depth on the sample
+    finally:
+        good.close()
 
 
 def test_products_that_cannot_be_made_are_named(tiny_onnx, rgb) -> None:
@@ -124,10 +142,15 @@ def test_anchoring_scales_the_depth_to_the_sparse_samples(tiny_onnx, rgb) -> Non
         sparse = np.where(np.arange(plain.depth.size).reshape(plain.depth.shape) % 97 == 0,
                           2.0 * plain.depth, np.nan).astype(np.float32)  # (H, W) metres
         frame = pipeline.process(rgb, chosen, sample=SparseSample(5.0, depth=sparse), stamp=5.0)
+        held = pipeline.process(rgb, chosen, stamp=5.1)  # no new sample: the scale is held
+        half = np.ascontiguousarray(rgb[::2, ::2])  # (H / 2, W / 2, 3): another camera mode
+        restarted = pipeline.process(half, chosen, stamp=5.2)
     finally:
         pipeline.close()
     assert frame.refinements == ('anchoring',)
     np.testing.assert_allclose(frame.depth, 2.0 * plain.depth, rtol=1e-4)
+    assert held.refinements == ('anchoring',)
+    assert restarted.size_change and restarted.refinements == ()  # the old scale is forgotten
 
 
 def test_models_that_cannot_serve_the_settings_are_refused(tiny_onnx, tmp_path) -> None:

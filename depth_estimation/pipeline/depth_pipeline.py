@@ -19,8 +19,12 @@ from depth_estimation.pipeline.intrinsics import CameraCalibration, decimate, se
 from depth_estimation.pipeline.laserscan import depth_to_scan
 from depth_estimation.pipeline.ranges import apply_depth_range, limit_far
 from depth_estimation.pipeline.refinement import DepthRefiner, SparseSample
+from depth_estimation.pipeline.stats import valid_share
+from depth_estimation.samples import load_samples
 
-WARM_UP_SIZE = (48, 64)  # (H, W) of the image of the load-time test inference
+# A model must give depth inside its own range for at least this share of the shipped sample
+# frame (a real camera image) to be accepted; a working model covers nearly all of it.
+PROBE_MIN_VALID_SHARE = 0.1
 
 
 class ModelLoadError(RuntimeError):
@@ -31,7 +35,9 @@ class DepthPipeline:
     """A loaded model and the state between frames; `process` turns one image into a DepthFrame.
 
     Public read-outs: `backend`, `model_range` ((min, max) metres the model reports),
-    `has_confidence`, `refiner` (its diagnostics), `image_size` ((W, H) of the stream).
+    `has_confidence`, `refiner` (its diagnostics), `image_size` ((W, H) of the last frame),
+    `size_changes` (how often it changed; each change resets the per-size state and the frame is
+    answered).
     """
 
     def __init__(self, backend: Any) -> None:
@@ -41,13 +47,14 @@ class DepthPipeline:
         self.has_confidence = bool(backend.has_confidence)
         self.refiner = DepthRefiner(metadata.input_size, metadata.extra.get('training_camera'))
         self.image_size: Optional[tuple[int, int]] = None
+        self.size_changes = 0
 
     @classmethod
     def open(cls, settings: Any) -> DepthPipeline:
         """Load `settings.model_path`, check the settings against it and run one test inference.
 
         Raises ModelLoadError with the reason (a missing or corrupt artifact, settings the model
-        cannot serve, a model without finite output).
+        cannot serve, a model without valid depth on the sample frame).
         """
         try:
             backend = open_backend(settings.model_path, settings.backend,
@@ -58,9 +65,7 @@ class DepthPipeline:
                                  ) from error
         try:
             pipeline = cls(backend)
-            grey = np.full(WARM_UP_SIZE + (3,), 127, np.uint8)  # (h, w, 3)
-            if not np.isfinite(backend.infer(grey)).any():
-                raise ValueError('the model gives no finite depth on a grey test image')
+            pipeline.probe()
             pipeline.check(settings)
         except Exception as error:
             backend.close()
@@ -77,12 +82,32 @@ class DepthPipeline:
                              'checkpoint with the torch backend)')
         self.refiner.check(settings)
 
+    def probe(self) -> float:
+        """Run the model on the shipped sample frame; ValueError unless it gives valid depth.
+
+        Valid: finite and inside the model's own range (what the node publishes as a measurement
+        with the default range), on at least PROBE_MIN_VALID_SHARE of the frame. Returns the share.
+        """
+        sample = load_samples()[0]
+        depth = self.backend.infer(sample.rgb)  # (H, W) metres
+        low, high = self.model_range
+        share = valid_share(apply_depth_range(depth, low, high))
+        if share < PROBE_MIN_VALID_SHARE:
+            finite = depth[np.isfinite(depth)]
+            seen = (f'{finite.min():.3g} .. {finite.max():.3g} m' if finite.size
+                    else 'nothing finite')
+            raise ValueError(
+                f'the model gives valid depth (finite, within its range {low:g} .. {high:g} m) '
+                f'for {share:.1%} of the sample frame {sample.name!r}, at least '
+                f'{PROBE_MIN_VALID_SHARE:.0%} needed; its output there: {seen}')
+        return share
+
     def close(self) -> None:
         self.backend.close()
 
     def reset(self) -> None:
         """Forget the state that belongs to one image size (the one place a new size resets)."""
-        self.refiner.reset_temporal()  # its state is per pixel of the old size
+        self.refiner.reset()  # the temporal state is per pixel, the anchored scale per camera
 
     def process(self, rgb: np.ndarray, settings: Any,
                 calibration: Optional[CameraCalibration] = None,
@@ -94,7 +119,7 @@ class DepthPipeline:
         anchoring measurement; `stamp`: the image time in seconds (matched against the sample's).
         """
         height, width = rgb.shape[:2]
-        self._check_size((width, height))
+        size_change = self._check_size((width, height))
         choice = select_intrinsics((width, height), settings, calibration)
         want_confidence = self.has_confidence and (
             settings.confidence_threshold > 0 or settings.publish_confidence)
@@ -114,15 +139,18 @@ class DepthPipeline:
                           intrinsics=choice.intrinsics, intrinsics_source=choice.source,
                           settings=settings, refinements=self._refinements(settings),
                           confidence=result.confidence, problems=problems,
-                          inference_seconds=self.backend.last_timings.total, **products)
+                          inference_seconds=self.backend.last_timings.total,
+                          valid_share=valid_share(depth), size_change=size_change, **products)
 
-    def _check_size(self, size: tuple[int, int]) -> None:
+    def _check_size(self, size: tuple[int, int]) -> str:
+        """'' for the stream's size; a new size resets the per-size state and says so."""
         previous, self.image_size = self.image_size, size
-        if previous is not None and previous != size:
-            self.reset()
-            raise SkippedFrame('resolution_change', f'image size changed from {previous[0]}x'
-                               f'{previous[1]} to {size[0]}x{size[1]}; this frame is dropped and '
-                               'the new size is used from the next frame on')
+        if previous is None or previous == size:
+            return ''
+        self.reset()
+        self.size_changes += 1
+        return (f'image size changed from {previous[0]}x{previous[1]} to {size[0]}x{size[1]}: '
+                'temporal filter and anchoring scale restart')
 
     @staticmethod
     def _products(depth: np.ndarray, rgb: np.ndarray, intrinsics: Optional[Intrinsics],
@@ -156,4 +184,4 @@ class DepthPipeline:
         return tuple(name for name, done in applied if done)
 
 
-__all__ = ['DepthPipeline', 'ModelLoadError', 'WARM_UP_SIZE']
+__all__ = ['DepthPipeline', 'ModelLoadError', 'PROBE_MIN_VALID_SHARE']

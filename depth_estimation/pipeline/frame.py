@@ -40,6 +40,9 @@ class DepthFrame:
     # taller than the image
     problems: tuple[tuple[str, str], ...] = ()
     inference_seconds: float = 0.0  # the backend's time for this image
+    valid_share: float = 1.0  # fraction of `depth` pixels that hold a measurement (finite)
+    # Set on the first frame of a new image size (the per-size state was reset): what changed
+    size_change: str = ''
 
 
 __all__ = ['DepthFrame', 'SkippedFrame']

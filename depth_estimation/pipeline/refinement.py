@@ -100,10 +100,15 @@ class DepthRefiner:
                              '(nyu, kitti, sevenscenes) or training_fx / training_width / '
                              'training_height')
 
-    def reset_temporal(self) -> None:
-        """Forget the filter state (a new resolution or stream); the next frame passes through."""
+    def reset(self) -> None:
+        """Forget the state of the old stream (a new image size); the next frame starts afresh.
+
+        That is the temporal filter's per-pixel state and the anchored scale.
+        """
         if self.temporal is not None:
             self.temporal.reset()
+        self.smoother.reset()
+        self.last_fit = None
 
     def _temporal_filter(self, settings: Any) -> Optional[TemporalFilter]:
         key = (settings.temporal_alpha, settings.temporal_noise)

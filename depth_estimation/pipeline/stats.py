@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 import threading
-from typing import Optional
+import time
+from typing import Any, Optional
 
 import numpy as np
 
@@ -45,6 +46,41 @@ class RateMeter:
 
     def last(self) -> Optional[float]:
         return self._times[-1] if self._times else None
+
+
+class ValidDepthMonitor:
+    """The share of valid depth pixels in the last frames: flags a model that stopped giving depth.
+
+    A frame's share is the fraction of its published depth pixels that hold a measurement (finite:
+    inside the depth range). `problem()` names the failure when each of the last `frames` frames
+    (all of them while fewer have been seen) had less than `minimum` valid; one good frame clears
+    it.
+    """
+
+    def __init__(self, frames: int = 5, minimum: float = 0.001) -> None:
+        if frames < 1:
+            raise ValueError(f'frames must be >= 1, got {frames}')
+        self.minimum = float(minimum)
+        self._shares: deque[float] = deque(maxlen=frames)
+
+    def add(self, share: float) -> None:
+        self._shares.append(float(share))
+
+    def last(self) -> Optional[float]:
+        return self._shares[-1] if self._shares else None
+
+    def problem(self) -> Optional[str]:
+        if not self._shares or max(self._shares) >= self.minimum:
+            return None
+        return (f'no valid depth: the last {len(self._shares)} frames had '
+                f'{max(self._shares):.1%} or less of their pixels inside the depth range (the '
+                'model gives NaN, non-positive or out-of-range depth; check the model and the '
+                'min_depth / max_depth parameters)')
+
+
+def valid_share(depth: np.ndarray) -> float:
+    """The fraction of depth pixels (H, W) that hold a measurement (finite: not NaN, not +-Inf)."""
+    return float(np.count_nonzero(np.isfinite(depth))) / depth.size if depth.size else 0.0
 
 
 class LatencyWindow:
@@ -83,6 +119,7 @@ class FrameStatistics:
     problems_by_reason: Counter = field(default_factory=Counter)
     without_camera_info: int = 0  # published depth only: no intrinsics at all
     from_parameters: int = 0  # intrinsics from parameters (no camera_info)
+    size_changes: int = 0  # frames whose image size differed from the one before
     total_latency: float = 0.0
     last_latency: float = 0.0  # image received -> all outputs published
     last_inference: float = 0.0  # backend.infer, all stages
@@ -93,6 +130,7 @@ class FrameStatistics:
         self.output_rate = RateMeter(self.window)
         self.latency = LatencyWindow()
         self.inference = LatencyWindow()
+        self.valid_depth = ValidDepthMonitor()
         self._recent_skips: deque[tuple[float, str]] = deque()
         self._last_skip: Optional[str] = None
 
@@ -115,6 +153,8 @@ class FrameStatistics:
         with self._lock:
             self.skipped += 1
             self.skipped_by_reason[reason] += 1
+            if reason == 'model_output':  # the model gave nothing finite: no valid depth
+                self.valid_depth.add(0.0)
             self._recent_skips.append((now, reason))
             self._last_skip = message
 
@@ -131,8 +171,11 @@ class FrameStatistics:
             self._recent_skips.append((now, reason))
             self._last_skip = message
 
-    def on_processed(self, now: float, latency: float, inference: float) -> None:
+    def on_processed(self, now: float, latency: float, inference: float,
+                     valid: float = 1.0) -> None:
+        """One published frame: its latency, inference time and valid-depth share."""
         with self._lock:
+            self.valid_depth.add(valid)
             self.processed += 1
             self.total_latency += latency
             self.last_latency = latency
@@ -153,9 +196,10 @@ class FrameStatistics:
                ) -> tuple[int, str, list[tuple[str, str]]]:
         """(level, message, key-value pairs) for one DiagnosticStatus.
 
-        OK while frames flow; WARN when active without input for a whole window, when frames were
-        skipped or camera_info rejected within the window, or when depth went out without
-        intrinsics; OK with 'inactive' while a lifecycle node is configured but not active.
+        OK while frames flow; ERROR when the last frames held (almost) no valid depth
+        (`ValidDepthMonitor`); WARN when active without input for a whole window, or when frames
+        were skipped or camera_info rejected within the window; OK with 'inactive' while a
+        lifecycle node is configured but not active.
         """
         problems = self.recent_problems(now)
         with self._lock:
@@ -174,15 +218,21 @@ class FrameStatistics:
                 ('camera_info rejected', str(self.rejected_camera_info)),
                 ('frames without intrinsics', str(self.without_camera_info)),
                 ('frames with intrinsics from parameters', str(self.from_parameters)),
+                ('image size changes', str(self.size_changes)),
             ]
             values += [(f'skipped: {reason}', str(count))
                        for reason, count in sorted(self.skipped_by_reason.items())]
             values += [(f'problem: {reason}', str(count))
                        for reason, count in sorted(self.problems_by_reason.items())]
             last_skip = self._last_skip
+            last_valid, no_depth = self.valid_depth.last(), self.valid_depth.problem()
+        values.append(('valid depth share (last frame)',
+                       'n/a' if last_valid is None else f'{last_valid:.3f}'))
         values += sorted((identity or {}).items())
         if not active:
             return OK, 'inactive', values
+        if no_depth:
+            return ERROR, no_depth, values
         if last_input is None or last_input < now - self.window:
             return WARN, f'no image received for {self.window:g} s', values
         if problems:
@@ -220,5 +270,30 @@ class LogThrottle:
             return self._suppressed.pop(key, 0)
 
 
+class ThrottledLog:
+    """A logger that writes each problem (key) at most once per `period` seconds.
+
+    `logger` is rclpy's, or anything with `error`, `warning` and `info`.
+    """
+
+    def __init__(self, logger: Any, period: float) -> None:
+        self.logger, self.period = logger, float(period)
+        self._throttle = LogThrottle(period)
+
+    def __call__(self, key: str, message: str, level: str = 'warning') -> None:
+        held = self._throttle.allow(key, time.monotonic())
+        if held is None:
+            return
+        if held:
+            message += f' ({held} more like this in the last {self.period:g} s)'
+        # One call site per severity: rclpy refuses a call site whose severity changes.
+        if level == 'error':
+            self.logger.error(message)
+        elif level == 'info':
+            self.logger.info(message)
+        else:
+            self.logger.warning(message)
+
+
 __all__ = ['ERROR', 'FrameStatistics', 'LatencyWindow', 'LogThrottle', 'OK', 'RateMeter',
-           'STALE', 'WARN']
+           'STALE', 'ThrottledLog', 'valid_share', 'ValidDepthMonitor', 'WARN']

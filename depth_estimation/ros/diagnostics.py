@@ -1,4 +1,4 @@
-"""The node's diagnostics: plain statistics into diagnostic_msgs (topic_monitor style); its logs.
+"""The node's diagnostics: plain statistics into diagnostic_msgs (topic_monitor style).
 
 Also the model's identity for diagnostics and logs: backend, model, config hash and a hash of the
 artifact file, so an operator can tell exactly which engine or ONNX file is running.
@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from depth_estimation.artifacts import file_sha256
-from depth_estimation.pipeline.stats import FrameStatistics, LogThrottle, OK, WARN
+from depth_estimation.pipeline.stats import FrameStatistics, OK, WARN
 
 
 def model_identity(model_path: Union[str, Path], description: Mapping[str, Any]) -> dict[str, str]:
@@ -52,26 +52,4 @@ def node_diagnostics(stamp: Any, name: str, statistics: FrameStatistics, refiner
     return diagnostic_array(stamp, name, hardware_id, level, message, values)
 
 
-class ThrottledLog:
-    """An rclpy logger that writes each problem (key) at most once per `period` seconds."""
-
-    def __init__(self, logger: Any, period: float) -> None:
-        self.logger, self.period = logger, float(period)
-        self._throttle = LogThrottle(period)
-
-    def __call__(self, key: str, message: str, level: str = 'warning') -> None:
-        held = self._throttle.allow(key, time.monotonic())
-        if held is None:
-            return
-        if held:
-            message += f' ({held} more like this in the last {self.period:g} s)'
-        # One call site per severity: rclpy refuses a call site whose severity changes.
-        if level == 'error':
-            self.logger.error(message)
-        elif level == 'info':
-            self.logger.info(message)
-        else:
-            self.logger.warning(message)
-
-
-__all__ = ['diagnostic_array', 'model_identity', 'node_diagnostics', 'ThrottledLog']
+__all__ = ['diagnostic_array', 'model_identity', 'node_diagnostics']

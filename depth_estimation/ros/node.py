@@ -1,43 +1,40 @@
 """ROS 2 node: camera Image (+ CameraInfo) in; metric depth, depth CameraInfo, PointCloud2 out.
 
-One managed node, `DepthEstimationLifecycleNode`: configure loads the model (a bad artifact is
-refused, the node stays unconfigured) and creates the publishers; activate subscribes and starts
-the worker; deactivate and cleanup undo them. `depth_estimation_node` is the same node with
-autostart = true (`DepthEstimationNode`), as Nav2 and Isaac ROS run theirs. The node is an adapter:
-messages become numpy (conversions.py), `DepthPipeline` makes the depth and its products, the
-output stages publish them (outputs.py). Topics and parameters: docs/ros.md.
+One managed node, `DepthEstimationLifecycleNode`: configure loads the model (a bad artifact, or
+one without valid depth on the sample frame, is refused: the node stays unconfigured) and
+creates the publishers; activate subscribes and starts the worker; deactivate and cleanup undo
+them. `depth_estimation_node` is the same node with autostart = true (`DepthEstimationNode`), as
+Nav2 and Isaac ROS run theirs. The node is an adapter: messages become numpy (conversions.py),
+`DepthPipeline` makes the depth and its products, the output stages publish them (outputs.py);
+runner.py runs it as a process. Topics and parameters: docs/ros.md.
 """
 
 from __future__ import annotations
 
 from functools import partial
-import signal
 import sys
 import time
 from typing import Any, Callable, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-import rclpy.logging
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Header
 
 from depth_estimation.pipeline import DepthFrame, DepthPipeline, ModelLoadError, SkippedFrame
 from depth_estimation.pipeline.intrinsics import intrinsics_from_matrices
-from depth_estimation.pipeline.stats import FrameStatistics
+from depth_estimation.pipeline.stats import FrameStatistics, ThrottledLog
 from depth_estimation.ros.conversions import (camera_info_calibration,
                                               camera_info_from_intrinsics, image_to_rgb,
                                               scale_camera_info, sparse_sample_from_image,
                                               sparse_sample_from_scan, stamp_seconds)
-from depth_estimation.ros.diagnostics import model_identity, node_diagnostics, ThrottledLog
+from depth_estimation.ros.diagnostics import model_identity, node_diagnostics
 from depth_estimation.ros.inputs import LatestInputs
 from depth_estimation.ros.outputs import create_stages, OutputStage
 from depth_estimation.ros.parameters import NodeParameters, NodeSettings
+from depth_estimation.ros.runner import run_node
 
 NODE_NAME = 'depth_estimation_node'
 RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
@@ -72,7 +69,16 @@ class DepthEstimationLifecycleNode(LifecycleNode):
         except ModelLoadError:
             LifecycleNode.destroy_node(self)
             raise
-        if self.get_parameter('autostart').value and not self.autostart():
+        # rclpy drops overrides (command line, params file) a node does not declare: say so once
+        unknown = sorted(name for name in self._parameter_overrides
+                         if not self.has_parameter(name))
+        if unknown:
+            self.get_logger().warning(f'ignoring unknown parameters (this node does not declare '
+                                      f'them; a typo? see docs/ros.md): {", ".join(unknown)}')
+        if not self.get_parameter('autostart').value:
+            self.get_logger().info('unconfigured: waiting for a lifecycle manager (or set '
+                                   'autostart:=true)')
+        elif not self.autostart():
             self._cleanup()
             LifecycleNode.destroy_node(self)
             raise ModelLoadError(self._configure_error or 'activation failed')
@@ -249,6 +255,9 @@ class DepthEstimationLifecycleNode(LifecycleNode):
                                           stamp_seconds(image))
         except SkippedFrame as error:
             return self._skip(error.kind, str(error))
+        if frame.size_change:
+            self.statistics.size_changes += 1
+            self._log('size_change', f'{frame.size_change}; answering it', 'info')
         header = Header(stamp=image.header.stamp,
                         frame_id=settings.frame_id or image.header.frame_id)
         depth_info = self._depth_camera_info(frame, info, header)
@@ -262,7 +271,7 @@ class DepthEstimationLifecycleNode(LifecycleNode):
             self._problem(f'{name}_not_published', f'{name}: {reason}', f'stage:{name}',
                           'warning')
         self.statistics.on_processed(time.monotonic(), time.perf_counter() - received_at,
-                                     frame.inference_seconds)
+                                     frame.inference_seconds, frame.valid_share)
         return True
 
     def _depth_camera_info(self, frame: DepthFrame, info: Optional[CameraInfo],
@@ -304,43 +313,14 @@ def DepthEstimationNode(node_name: str = NODE_NAME,  # noqa: N802 (builds the no
     return DepthEstimationLifecycleNode(node_name, parameter_overrides=overrides, **kwargs)
 
 
-def _run(make_node: Callable[[], DepthEstimationLifecycleNode],
-         args: Optional[Sequence[str]]) -> int:
-    # SIGINT/SIGTERM raise KeyboardInterrupt instead of shutting the context down under the
-    # executor, so the node can still log its summary and close the model.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # KeyboardInterrupt
-    try:
-        node = make_node()
-    except ModelLoadError as error:
-        rclpy.logging.get_logger(NODE_NAME).error(str(error))
-        rclpy.try_shutdown()
-        return 1
-    if node.pipeline is None:
-        node.get_logger().info('unconfigured: waiting for a lifecycle manager (or set '
-                               'autostart:=true)')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while rclpy.ok():  # short waits so KeyboardInterrupt is raised promptly
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
-
 def main(args: Optional[Sequence[str]] = None) -> int:
     """Entry point of `depth_estimation_node`: the node with autostart = true."""
-    return _run(DepthEstimationNode, args)
+    return run_node(DepthEstimationNode, NODE_NAME, ModelLoadError, args)
 
 
 def lifecycle_main(args: Optional[Sequence[str]] = None) -> int:
     """Entry point of `depth_estimation_lifecycle_node`: waits unconfigured unless autostart."""
-    return _run(DepthEstimationLifecycleNode, args)
+    return run_node(DepthEstimationLifecycleNode, NODE_NAME, ModelLoadError, args)
 
 
 __all__ = ['DepthEstimationLifecycleNode', 'DepthEstimationNode', 'lifecycle_main', 'main',

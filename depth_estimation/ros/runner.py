@@ -1,0 +1,64 @@
+"""Run one node as a process: SIGINT and SIGTERM always stop it cleanly (even when inherited as
+ignored from a background shell), and bad `--ros-args` give one error line, not a traceback."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+from typing import Any, Callable, Optional, Sequence
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+import rclpy.logging
+from rclpy.signals import SignalHandlerOptions
+
+ARGUMENTS_HELP = 'usage: --ros-args -p name:=value -r from:=to --params-file FILE'
+
+
+def argument_error(error: Exception) -> str:
+    """rcl's message for bad `--ros-args` without its prefix and C source locations."""
+    text = re.sub(r', at \S+:\d+', '', str(error))
+    return text.replace('failed to initialize rcl: ', '').strip()
+
+
+def run_node(make_node: Callable[[], Any], name: str, refused: type[Exception],
+             args: Optional[Sequence[str]] = None) -> int:
+    """Start rclpy, build the node with `make_node` and spin it until SIGINT or SIGTERM.
+
+    Returns the exit status: 0 after a clean stop, 1 when `make_node` raised `refused` (logged
+    as one error), 2 for arguments rcl cannot parse.
+    """
+    try:  # rcl parses --ros-args here; a bad one raises its RCLError
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except Exception as error:  # noqa: B902 (rclpy's RCLError is not public)
+        print(f'{name}: invalid arguments: {argument_error(error)} ({ARGUMENTS_HELP})',
+              file=sys.stderr)
+        return 2
+    # Both signals raise KeyboardInterrupt instead of shutting the context down under the
+    # executor, so the node can still log its summary and close the model. Set explicitly: a
+    # process started with SIGINT ignored keeps it ignored otherwise.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.default_int_handler)
+    try:
+        node = make_node()
+    except (refused, KeyboardInterrupt) as error:  # refused, or stopped while it started
+        if isinstance(error, refused):
+            rclpy.logging.get_logger(name).error(str(error))
+        rclpy.try_shutdown()
+        return 1 if isinstance(error, refused) else 0
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok():  # short waits so KeyboardInterrupt is raised promptly
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+__all__ = ['argument_error', 'run_node']
