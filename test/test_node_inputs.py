@@ -1,5 +1,7 @@
 """What camera drivers send, through the node on a real rclpy graph: every encoding, compressed
-images (and corrupt ones), a region of interest, binning, NaN in K or P, an empty frame_id.
+images (and corrupt ones), a region of interest, binning, NaN in K or P, an empty frame_id; and
+between processes, a USB camera's YUYV stream and the player's compressed bag through the
+console-script node.
 
 Each answer is compared with the rgb8 answer: the same pixels through `DepthPipeline` in this
 process (the node's own per-frame code, with the node's settings), so a lossless encoding must give
@@ -9,6 +11,9 @@ docs/install.md (the bounds of test_image_encodings.py).
 
 from __future__ import annotations
 
+from pathlib import Path
+import subprocess
+import sys
 import time
 from typing import Optional
 
@@ -16,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 import ros_graph  # noqa: F401,I100  (sets the loopback DDS environment before rclpy starts)
-from ros_graph import Collector, header, ros_context, spin_until
+from ros_graph import Collector, header, interrupt, ros_context, ros_environment, spin_until
 from test_image_encodings import (DEPTH_RELATIVE_MAX, DEPTH_RELATIVE_MEAN, encode, expected,
                                   MODEL, RESOURCES)
 
@@ -32,10 +37,12 @@ from depth_estimation.pipeline import DepthPipeline
 from depth_estimation.ros.conversions import image_to_depth, rgb_to_image
 from depth_estimation.ros.node import DepthEstimationNode
 from depth_estimation.ros.parameters import NodeSettings
+from depth_estimation.tools.player import image_to_compressed
 
 pytestmark = pytest.mark.ros
 
 FRAME_ID = 'camera_color_optical_frame'
+SCRIPTS = Path(sys.executable).parent
 OUTPUTS = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'points': PointCloud2}
 LOSSLESS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', '8UC1', '8UC3')
 LOSSY = ('yuv422_yuy2', 'yuv422', 'nv12', 'nv21', 'bayer_rggb8', 'bayer_bggr8', 'bayer_gbrg8',
@@ -307,3 +314,150 @@ def test_empty_frame_id_is_warned_about_and_answered(rgb: np.ndarray) -> None:
             assert graph.logged('frame_id is empty')
         finally:
             graph.close()
+
+
+def test_player_compresses_frames_as_image_transport(rgb: np.ndarray) -> None:
+    image = rgb_to_image(rgb, header(5, FRAME_ID), 'bgr8')
+    png = image_to_compressed(image, 'png')
+    assert png.format == 'bgr8; png compressed bgr8' and png.header.frame_id == FRAME_ID
+    decoded = cv2.imdecode(np.frombuffer(bytes(png.data), np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(decoded[..., ::-1], rgb)
+    jpeg = image_to_compressed(image, 'jpeg', 90)
+    assert jpeg.format == 'bgr8; jpeg compressed bgr8' and bytes(jpeg.data[:2]) == b'\xff\xd8'
+
+
+# Between processes: the console-script node ------------------------------------------------
+
+def start_node(*arguments: str) -> subprocess.Popen:
+    script = SCRIPTS / 'depth_estimation_node'
+    if not script.exists():
+        pytest.skip(f'{script} is absent: install the package (pip install -e .)')
+    command = [str(script), '--ros-args', '-p', f'model_path:={MODEL}', '-p', 'num_threads:=1',
+               *arguments]
+    return subprocess.Popen(command, env=ros_environment(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def first_answer(executor, collector: Collector, timeout: float = 60.0,
+                 publish=lambda: None) -> dict[str, object]:
+    """The outputs of the first stamp answered on every output topic (calls `publish` each
+    second until then: a best-effort subscriber may lose a message)."""
+    def stamps(topic: str) -> set[tuple[int, int]]:
+        return {(m.header.stamp.sec, m.header.stamp.nanosec) for m in collector.messages[topic]}
+
+    def complete() -> set[tuple[int, int]]:
+        return set.intersection(*(stamps(topic) for topic in OUTPUTS))
+
+    deadline = time.monotonic() + timeout
+    while not complete() and time.monotonic() < deadline:
+        publish()
+        spin_until(executor, lambda: bool(complete()), timeout=1.0)
+    assert complete(), 'no answer from the node process'
+    stamp = sorted(complete())[0]
+    return {topic: next(m for m in collector.messages[topic]
+                        if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp)
+            for topic in OUTPUTS}
+
+
+def test_usb_camera_yuyv_stream_through_the_node_process(rgb: np.ndarray) -> None:
+    """usb_cam / v4l2_camera publish yuv422_yuy2 on image_raw with a camera_info beside it."""
+    process = start_node('-r', 'image:=/usb_cam/image_raw', '-r',
+                         'camera_info:=/usb_cam/camera_info')
+    try:
+        with ros_context() as context:
+            camera = Node('usb_cam', context=context)
+            image_publisher = camera.create_publisher(Image, '/usb_cam/image_raw', 10)
+            info_publisher = camera.create_publisher(CameraInfo, '/usb_cam/camera_info', 10)
+            collector = Collector(camera, OUTPUTS)
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(camera)
+            assert spin_until(executor, lambda: image_publisher.get_subscription_count() >= 1,
+                              timeout=60.0), 'the node process did not subscribe'
+            image, info = encoded_image(rgb, 'yuv422_yuy2'), d435_info()
+            image.header = info.header = header(3_000_000_000, 'usb_cam')
+
+            def publish() -> None:
+                info_publisher.publish(info)
+                image_publisher.publish(image)
+
+            outputs = first_answer(executor, collector, publish=publish)
+            executor.shutdown()
+            camera.destroy_node()
+        depth = image_to_depth(outputs['depth/image'])
+        assert outputs['depth/image'].header.frame_id == 'usb_cam'
+        settings = NodeSettings.from_values({'model_path': str(MODEL), 'num_threads': 1})
+        assert_same_depth(depth, reference_depth(rgb, settings), False, 'yuv422_yuy2')
+        assert outputs['depth/camera_info'].p[0] == pytest.approx(613.2)
+        assert process.poll() is None, 'the node exited while serving'
+    finally:
+        output = interrupt(process)
+    assert process.returncode == 0, output
+
+
+def write_compressed_bag(path: Path, rgb: np.ndarray, frames: int = 3) -> Path:
+    """A rosbag2 (MCAP) of a camera that records CompressedImage (JPEG) and its CameraInfo."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    types = store.types
+    Compressed = types['sensor_msgs/msg/CompressedImage']
+    Info = types['sensor_msgs/msg/CameraInfo']
+    Header, Time = types['std_msgs/msg/Header'], types['builtin_interfaces/msg/Time']
+    Roi = types['sensor_msgs/msg/RegionOfInterest']
+    jpeg = np.frombuffer(bytes(compressed_image(rgb, 'jpeg').data), np.uint8)
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        images = writer.add_connection('/camera/color/image_raw/compressed',
+                                       Compressed.__msgtype__, typestore=store)
+        infos = writer.add_connection('/camera/color/camera_info', Info.__msgtype__,
+                                      typestore=store)
+        for index in range(frames):
+            stamp_ns = 1_700_000_000 * 10**9 + index * 100_000_000
+            stamp = Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
+                           frame_id=FRAME_ID)
+            info = Info(header=stamp, height=480, width=640, distortion_model='plumb_bob',
+                        d=np.zeros(5), k=np.array(D435_K), r=np.eye(3).reshape(-1),
+                        p=np.array(D435_P), binning_x=0, binning_y=0,
+                        roi=Roi(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+            writer.write(infos, stamp_ns, store.serialize_cdr(info, Info.__msgtype__))
+            message = Compressed(header=stamp, format='bgr8; jpeg compressed bgr8', data=jpeg)
+            writer.write(images, stamp_ns + 1000, store.serialize_cdr(message,
+                                                                      Compressed.__msgtype__))
+    return path
+
+
+def test_player_compressed_bag_through_the_node_process(rgb: np.ndarray, tmp_path: Path) -> None:
+    """The player sends a bag's CompressedImage messages as recorded on <image>/compressed; the
+    node process with image_transport compressed, both remapped alike, answers them."""
+    player_script = SCRIPTS / 'depth_estimation_player'
+    if not player_script.exists():
+        pytest.skip(f'{player_script} is absent: install the package (pip install -e .)')
+    bag = write_compressed_bag(tmp_path / 'compressed_bag', rgb)
+    remap = ['-r', 'image:=/camera/color/image_raw', '-r',
+             'camera_info:=/camera/color/camera_info']
+    process = start_node('-p', 'image_transport:=compressed', *remap)
+    player = subprocess.Popen(
+        [str(player_script), str(bag), '--transport', 'compressed', '--loop', '--fps', '4',
+         '--wait-for-subscriber', '60', '--ros-args', *remap],
+        env=ros_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with ros_context() as context:
+            listener = Node('compressed_listener', context=context)
+            collector = Collector(listener, OUTPUTS)
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(listener)
+            outputs = first_answer(executor, collector, timeout=90.0)
+            executor.shutdown()
+            listener.destroy_node()
+        assert outputs['depth/image'].header.frame_id == FRAME_ID
+        settings = NodeSettings.from_values({'model_path': str(MODEL), 'num_threads': 1})
+        assert_same_depth(image_to_depth(outputs['depth/image']),
+                          reference_depth(rgb, settings), False, 'jpeg from the bag')
+        assert outputs['depth/camera_info'].p[2] == pytest.approx(319.9)
+        assert process.poll() is None, 'the node exited while serving'
+    finally:
+        player_log = interrupt(player)
+        output = interrupt(process)
+    assert player.returncode == 0, player_log
+    assert 'on /camera/color/image_raw/compressed' in player_log, player_log
+    assert process.returncode == 0, output
