@@ -12,10 +12,10 @@ import shutil
 import numpy as np
 import pytest
 import ros_graph  # noqa: F401,I100  (sets the loopback DDS environment before rclpy starts)
-from ros_graph import Collector, header, ros_context, sample_frames, spin_until, stamped
+from ros_graph import (Collector, executor_for, header, ros_context, rosout_log, sample_frames,
+                       spin_until, stamped)
 
 from rcl_interfaces.msg import Log  # noqa: I100
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -46,12 +46,8 @@ class Harness:
         self.image_publisher = self.driver.create_publisher(Image, 'image', reliable)
         self.info_publisher = self.driver.create_publisher(CameraInfo, 'camera_info', reliable)
         self.collector = Collector(self.driver, OUTPUTS)
-        self.logs: list[Log] = []
-        self.driver.create_subscription(Log, '/rosout', self.logs.append, QoSProfile(
-            depth=1000, reliability=ReliabilityPolicy.RELIABLE))
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.driver)
+        self.logs: list[Log] = rosout_log(self.driver)
+        self.executor = executor_for(context, self.node, self.driver)
         self.stamp_ns = 1_000_000_000
 
     def next_stamp(self) -> int:

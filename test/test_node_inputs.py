@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 import pytest
 import ros_graph  # noqa: F401,I100  (sets the loopback DDS environment before rclpy starts)
-from ros_graph import Collector, header, interrupt, ros_context, ros_environment, spin_until
+from ros_graph import (Collector, executor_for, header, interrupt, ros_context, ros_environment,
+                       rosout_log, spin_until)
 from test_image_encodings import (DEPTH_RELATIVE_MAX, DEPTH_RELATIVE_MEAN, encode, expected,
                                   MODEL, RESOURCES)
 
 from rcl_interfaces.msg import Log  # noqa: I100
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -124,12 +124,8 @@ class Graph:
                                 else self.raw_publisher)
         self.info_publisher = self.driver.create_publisher(CameraInfo, 'camera_info', reliable)
         self.collector = Collector(self.driver, OUTPUTS)
-        self.logs: list[Log] = []
-        self.driver.create_subscription(Log, '/rosout', self.logs.append, QoSProfile(
-            depth=1000, reliability=ReliabilityPolicy.RELIABLE))
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.driver)
+        self.logs: list[Log] = rosout_log(self.driver)
+        self.executor = executor_for(context, self.node, self.driver)
         self.stamp_ns = 1_000_000_000
         assert spin_until(self.executor, lambda: (
             self.image_publisher.get_subscription_count() >= 1
@@ -369,8 +365,7 @@ def test_usb_camera_yuyv_stream_through_the_node_process(rgb: np.ndarray) -> Non
             image_publisher = camera.create_publisher(Image, '/usb_cam/image_raw', 10)
             info_publisher = camera.create_publisher(CameraInfo, '/usb_cam/camera_info', 10)
             collector = Collector(camera, OUTPUTS)
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(camera)
+            executor = executor_for(context, camera)
             assert spin_until(executor, lambda: image_publisher.get_subscription_count() >= 1,
                               timeout=60.0), 'the node process did not subscribe'
             image, info = encoded_image(rgb, 'yuv422_yuy2'), d435_info()
@@ -444,8 +439,7 @@ def test_player_compressed_bag_through_the_node_process(rgb: np.ndarray, tmp_pat
         with ros_context() as context:
             listener = Node('compressed_listener', context=context)
             collector = Collector(listener, OUTPUTS)
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(listener)
+            executor = executor_for(context, listener)
             outputs = first_answer(executor, collector, timeout=90.0)
             executor.shutdown()
             listener.destroy_node()

@@ -173,7 +173,7 @@ def test_unusable_p_or_k_is_filled_from_the_other() -> None:
 @pytest.mark.parametrize('fields, reason', [
     (dict(k=[0.0] * 9, p=[0.0] * 12), 'all zeros'),
     (dict(k=[float('inf')] * 9, p=[float('nan')] * 12), 'non-finite'),
-    (dict(binning_x=-1), 'binning'),
+    (dict(k=[613.2, 0, 319.9, 0, 613.4, 239.1, 0, 0, 0], p=[0.0] * 12), 'not normalised'),
 ])
 def test_unusable_camera_info_is_refused_with_its_reason(fields: dict, reason: str) -> None:
     info = d435_info()
