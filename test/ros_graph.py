@@ -26,6 +26,7 @@ import rclpy  # noqa: E402  (after the environment above)
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -69,6 +70,24 @@ def spin_until(executor: SingleThreadedExecutor, predicate: Callable[[], bool],
             return False
         executor.spin_once(timeout_sec=0.02)
     return True
+
+
+def executor_for(context: Context, *nodes: Node) -> SingleThreadedExecutor:
+    """A single-threaded executor of `context` spinning `nodes`."""
+    executor = SingleThreadedExecutor(context=context)
+    for node in nodes:
+        executor.add_node(node)
+    return executor
+
+
+def rosout_log(node: Node) -> list:
+    """The /rosout lines (rcl_interfaces/Log) `node` receives from now on, as a growing list."""
+    from rcl_interfaces.msg import Log
+
+    logs: list = []
+    node.create_subscription(Log, '/rosout', logs.append, QoSProfile(
+        depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+    return logs
 
 
 def interrupt(process: subprocess.Popen, timeout: float = 15.0) -> str:

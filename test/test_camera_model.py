@@ -114,7 +114,8 @@ def test_p_is_used_when_valid_else_k() -> None:
 
 
 @pytest.mark.parametrize('bad_k, reason', [
-    ([0.0] * 9, 'not positive'),
+    ([0.0] * 9, 'K is all zeros'),
+    ([0.0, 0.0, 320.0, 0.0, 0.0, 240.0, 0.0, 0.0, 1.0], 'not positive'),
     ([613.2, 0.0, float('nan'), 0.0, 613.4, 239.1, 0.0, 0.0, 1.0], 'non-finite'),
     ([613.2, 0.0, 319.9, 0.0, float('inf'), 239.1, 0.0, 0.0, 1.0], 'non-finite'),
     ([613.2, 0.0, 319.9, 0.0, 613.4, 239.1, 0.0, 0.0, 0.0], 'not normalised'),
@@ -124,7 +125,35 @@ def test_camera_info_without_usable_p_or_k_is_rejected_with_the_reason(bad_k: li
                                                                        reason: str) -> None:
     with pytest.raises(CameraInfoError, match=reason) as error:
         intrinsics_for_image(bad_k, ZEROS_P, 640, 480, 640, 480)
-    assert 'P focal lengths' in str(error.value)
+    assert 'P is all zeros' in str(error.value)
+
+
+def test_p_first_then_k() -> None:
+    other_p = [580.0, 0, 300, 0, 0, 590.0, 230, 0, 0, 0, 1, 0]
+    assert projection_in_use(K, other_p)[0, 0] == 580.0
+    assert projection_in_use(K, ZEROS_P)[1, 1] == pytest.approx(613.4)
+    nan_p = list(P)
+    nan_p[2] = float('nan')
+    assert projection_in_use(K, nan_p)[0, 2] == pytest.approx(319.9)
+
+
+@pytest.mark.parametrize('image_size, fits', [
+    ((640, 480), True), ((320, 240), True), ((1280, 960), True),  # the frame, resized
+    ((640, 360), False), ((400, 400), False),  # another camera mode (a crop)
+])
+def test_a_resize_keeps_the_aspect_ratio_and_another_one_is_refused(image_size, fits) -> None:
+    if fits:
+        intrinsics = intrinsics_for_image(K, P, 640, 480, *image_size)
+        assert intrinsics.fx == pytest.approx(613.2 * image_size[0] / 640)
+        return
+    with pytest.raises(CameraInfoError, match='another aspect ratio') as error:
+        intrinsics_for_image(K, P, 640, 480, *image_size)
+    assert error.value.kind == 'camera_info_size'
+    assert 'camera_info is 640x480' in str(error.value)
+
+
+def test_unknown_calibration_size_fits_any_image() -> None:
+    assert intrinsics_for_image(K, P, 0, 0, 320, 240).fx == pytest.approx(613.2)
 
 
 def test_no_corruption_of_k_or_p_gives_nan_intrinsics() -> None:
@@ -145,7 +174,7 @@ def test_no_corruption_of_k_or_p_gives_nan_intrinsics() -> None:
 
 def test_camera_model_and_image_encodings_import_neither_rclpy_nor_messages() -> None:
     code = ('import sys, depth_estimation.pipeline.camera_model, '
-            'depth_estimation.ros.image_encodings; '
+            'depth_estimation.pipeline.image_decoding; '
             'print(sorted(m for m in sys.modules if m.split(".")[0] in '
             '("rclpy", "sensor_msgs", "torch")))')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,

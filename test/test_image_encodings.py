@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from depth_estimation.inference import open_backend
-from depth_estimation.ros.image_encodings import (compressed_to_rgb, image_to_rgb,
-                                                  ImageEncodingError, SUPPORTED_ENCODINGS)
+from depth_estimation.pipeline.image_decoding import (compressed_to_rgb, image_to_rgb,
+                                                      ImageEncodingError, SUPPORTED_ENCODINGS)
 
 RESOURCES = Path(__file__).resolve().parents[1] / 'depth_estimation' / 'resources'
 MODEL = RESOURCES / 'models' / 'demo' / 'zoedepth_small_sim.onnx'
@@ -25,6 +25,8 @@ CHANNEL = {'r': 0, 'g': 1, 'b': 2}
 LOSSY_BOUNDS = {  # encoding: (mean, 99th percentile, max)
     'yuv422_yuy2': (1.5, 15, 90),
     'yuv422': (1.5, 15, 90),
+    'yuyv': (1.5, 15, 90),
+    'uyvy': (1.5, 15, 90),
     'nv12': (2.4, 24, 170),
     'nv21': (2.4, 24, 170),
     'bayer_rggb8': (2.5, 32, 170),
@@ -83,6 +85,8 @@ def encode(rgb: np.ndarray, encoding: str) -> np.ndarray:
         'mono8': lambda: grey(rgb), '8UC1': lambda: grey(rgb),
         'yuv422_yuy2': lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_YUY2),
         'yuv422': lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_UYVY),
+        'yuyv': lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_YUY2),
+        'uyvy': lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_UYVY),
         'nv12': lambda: semi_planar(rgb, 'uv'), 'nv21': lambda: semi_planar(rgb, 'vu'),
         'rgb16': lambda: samples16.astype('<u2'), 'bgr16': lambda: samples16[..., ::-1],
         'rgba16': lambda: np.concatenate([samples16, alpha.astype(np.uint16) * 257], axis=2),
@@ -191,7 +195,8 @@ def test_odd_sizes_for_subsampled_encodings_are_refused(encoding: str, height: i
 
 @pytest.mark.parametrize('encoding, data, height, width, step, kind', [
     ('yuv420', bytes(24), 4, 4, 4, 'encoding'),
-    ('32FC1', bytes(64), 4, 4, 16, 'encoding'),
+    ('32FC1', bytes(64), 4, 4, 16, 'float_image'),
+    ('16UC1', bytes(32), 4, 4, 8, 'encoding'),
     ('rgb8', b'', 0, 4, 12, 'empty'),
     ('rgb8', bytes(40), 4, 4, 10, 'step'),
     ('rgb16', bytes(4 * 25), 4, 4, 25, 'step'),

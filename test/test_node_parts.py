@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from depth_estimation.geometry import depth_to_points, Intrinsics
-from depth_estimation.pipeline.intrinsics import (decimate, intrinsics_from_matrices,
-                                                  intrinsics_from_parameters, size_fits)
+from depth_estimation.pipeline.intrinsics import decimate, intrinsics_from_parameters
 from depth_estimation.pipeline.ranges import apply_depth_range, depth_to_millimetres, limit_far
 from depth_estimation.pipeline.stats import (FrameStatistics, LatencyWindow, LogThrottle, OK,
                                              RateMeter, WARN)
@@ -110,26 +109,6 @@ def test_intrinsics_from_parameters() -> None:
     assert math.degrees(math.atan((fov.cx + 0.5) / fov.fx)) == pytest.approx(45.0)
     given = intrinsics_from_parameters(640, 480, fx=600.0, cx=300.0, cy=200.0)
     assert (given.fx, given.fy, given.cx, given.cy) == (600.0, 600.0, 300.0, 200.0)
-
-
-def test_camera_matrices_p_first_then_k_and_zeros_rejected() -> None:
-    k = [600.0, 0, 320, 0, 610.0, 240, 0, 0, 1]
-    p = [580.0, 0, 300, 0, 0, 590.0, 230, 0, 0, 0, 1, 0]
-    assert intrinsics_from_matrices(k, p, 640, 480)[1] == 'P'
-    intrinsics, used = intrinsics_from_matrices(k, [0.0] * 12, 640, 480)
-    assert used == 'K' and intrinsics.fy == 610.0
-    with pytest.raises(ValueError, match='all zeros'):
-        intrinsics_from_matrices([0.0] * 9, [0.0] * 12, 640, 480)
-    with pytest.raises(ValueError, match='focal'):
-        intrinsics_from_matrices([0.0, 0, 320, 0, 0, 240, 0, 0, 1], [0.0] * 12, 640, 480)
-
-
-def test_camera_info_sizes_that_fit() -> None:
-    assert size_fits((640, 480), (640, 480))
-    assert size_fits((0, 0), (320, 240))
-    assert size_fits((1280, 960), (320, 240))  # binned / resized: same camera
-    assert not size_fits((640, 480), (640, 360))  # another mode (crop)
-    assert not size_fits((400, 400), (640, 480))
 
 
 # Statistics -----------------------------------------------------------------------------------

@@ -24,10 +24,20 @@ from typing import Sequence
 import numpy as np
 
 from depth_estimation.geometry import Intrinsics, scale_projection
+from depth_estimation.pipeline.frame import SkippedFrame
+
+SIZE_TOLERANCE = 0.01  # relative difference of the x and y scales still taken as one resize
 
 
-class CameraInfoError(ValueError):
-    """A camera_info whose matrices cannot give intrinsics; the message says why."""
+class CameraInfoError(SkippedFrame):
+    """A camera_info that cannot give intrinsics (for this image); the message says why.
+
+    `kind` is 'camera_info' for matrices, binning or an ROI that cannot be used, and
+    'camera_info_size' for an image of another aspect ratio than the camera_info describes.
+    """
+
+    def __init__(self, message: str, kind: str = 'camera_info') -> None:
+        super().__init__(kind, message)
 
 
 @dataclass(frozen=True)
@@ -58,11 +68,32 @@ def projection_in_use(camera_matrix: Sequence[float], projection: Sequence[float
     raise CameraInfoError(f'camera_info has no usable intrinsics: {p_problem}; {k_problem}')
 
 
+def camera_matrix_in_use(camera_matrix: Sequence[float],
+                         projection: Sequence[float]) -> np.ndarray:
+    """The 3x3 K to publish: K when usable (as projection_in_use checks it), else the left 3x3 of
+    the usable P (the rectified camera), so no NaN or zero focal length is passed on."""
+    k_values = np.asarray(camera_matrix, dtype=np.float64).reshape(-1)
+    if not _matrix_problem('K', k_values, 9, (0, 4), 8):
+        return k_values.reshape(3, 3).copy()
+    return projection_in_use(camera_matrix, projection)[:, :3].copy()
+
+
+def check_camera_info(camera_matrix: Sequence[float], projection: Sequence[float],
+                      binning_x: int = 0, binning_y: int = 0) -> None:
+    """Raise CameraInfoError when a camera_info cannot describe any image: no usable K or P, or
+    a negative binning (what does not depend on the image received)."""
+    projection_in_use(camera_matrix, projection)
+    if binning_x < 0 or binning_y < 0:
+        raise CameraInfoError(f'binning must be 0 or positive, got {binning_x}x{binning_y}')
+
+
 def _matrix_problem(name: str, values: np.ndarray, size: int, focal_indices: tuple[int, int],
                     one_index: int) -> str:
     """Why a row-major K or P cannot be used ('' when it can)."""
     if values.size != size:
         return f'{name} has {values.size} values, expected {size}'
+    if not values.any():
+        return f'{name} is all zeros (an uncalibrated camera?)'
     if not np.all(np.isfinite(values)):
         return f'{name} has non-finite values'
     focal_x, focal_y = values[focal_indices[0]], values[focal_indices[1]]
@@ -81,7 +112,8 @@ def projection_for_image(matrix: Sequence[float], calibration_width: int,
     (3, 4): ROI offset, then binning, then a resize only when the image size matches neither the
     ROI/binned size nor the calibrated size. A calibrated size of 0 (unknown) is the image's.
 
-    Raises CameraInfoError for an ROI outside the calibrated frame or a negative binning.
+    Raises CameraInfoError for an ROI outside the calibrated frame, a negative binning, or
+    (kind 'camera_info_size') an image of another aspect ratio than the ROI / binned window.
     """
     values = np.asarray(matrix, dtype=np.float64).reshape(-1)
     columns = {9: 3, 12: 4}.get(values.size)
@@ -100,7 +132,7 @@ def projection_for_image(matrix: Sequence[float], calibration_width: int,
         if image_size == (full_width, full_height):
             return full_frame  # the full frame arrived: the ROI fields do not describe it
         raise
-    window_size = (window.width // binning_x, window.height // binning_y)
+    window_size = (max(window.width // binning_x, 1), max(window.height // binning_y, 1))
     if image_size != window_size and image_size == (full_width, full_height):
         return full_frame
     shifted = full_frame
@@ -109,9 +141,23 @@ def projection_for_image(matrix: Sequence[float], calibration_width: int,
     shifted[1] -= window.y_offset * shifted[2]
     binned = scale_projection(shifted, 1.0 / binning_x, 1.0 / binning_y)
     if image_size != window_size:  # a resize of the ROI window
+        _check_aspect(window_size, image_size, (full_width, full_height))
         binned = scale_projection(binned, image_size[0] / window_size[0],
                                   image_size[1] / window_size[1])
     return np.asarray(binned).reshape(3, columns)
+
+
+def _check_aspect(window_size: tuple[int, int], image_size: tuple[int, int],
+                  full_size: tuple[int, int]) -> None:
+    """A resize scales both axes alike; another aspect ratio is another camera mode (a crop)."""
+    scale_x, scale_y = image_size[0] / window_size[0], image_size[1] / window_size[1]
+    if abs(scale_x - scale_y) > SIZE_TOLERANCE * max(scale_x, scale_y):
+        window = '' if window_size == full_size else (
+            f' (ROI / binning: {window_size[0]}x{window_size[1]})')
+        raise CameraInfoError(
+            f'camera_info is {full_size[0]}x{full_size[1]}{window} but the image is '
+            f'{image_size[0]}x{image_size[1]} (another aspect ratio: another camera mode or the '
+            'wrong camera_info topic)', 'camera_info_size')
 
 
 def _window(roi: RegionOfInterest, full_width: int, full_height: int) -> RegionOfInterest:

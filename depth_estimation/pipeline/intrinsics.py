@@ -1,30 +1,33 @@
 """Intrinsics of a frame (numpy only): from a camera calibration's P or K, else from parameters.
 
 `select_intrinsics` is the one place that decides, for an image of a given size: the camera's
-calibration (P first, then K, as image_geometry reads a CameraInfo) scaled to the image, else the
-fx/fy/cx/cy or horizontal_fov parameters, else none (depth only).
+calibration (P first, then K, as image_geometry reads a CameraInfo) for the image received (ROI,
+binning or a resize: `camera_model`), else the fx/fy/cx/cy or horizontal_fov parameters, else none
+(depth only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
-import numpy as np
-
-from depth_estimation.geometry import Intrinsics, scale_projection
-from depth_estimation.pipeline.frame import SkippedFrame
+from depth_estimation.geometry import Intrinsics
+from depth_estimation.pipeline.camera_model import intrinsics_for_image, RegionOfInterest
 
 
 @dataclass(frozen=True)
 class CameraCalibration:
-    """A camera_info's K (9 numbers) and P (12) at its own size (W, H; 0 = unknown)."""
+    """A camera_info's K (9 numbers) and P (12) at its own size (W, H; 0 = unknown), with the
+    region of interest and binning of the images it goes with (REP 104)."""
 
     k: tuple[float, ...]
     p: tuple[float, ...]
     width: int
     height: int
+    roi: RegionOfInterest = RegionOfInterest()
+    binning_x: int = 0
+    binning_y: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,55 +78,13 @@ def intrinsics_from_parameters(width: int, height: int, fx: float = 0.0, fy: flo
                       width=int(width), height=int(height))
 
 
-def intrinsics_from_matrices(k: Sequence[float], p: Sequence[float], width: int,
-                             height: int) -> tuple[Intrinsics, str]:
-    """Intrinsics of a CameraInfo's K and P (P first, as image_geometry), and which one was used.
-
-    Raises ValueError with the reason when neither holds a usable camera (zeros from an
-    uncalibrated driver, non-finite values, a negative focal length).
-    """
-    projection = np.asarray(p, dtype=np.float64).reshape(-1)
-    camera_matrix = np.asarray(k, dtype=np.float64).reshape(-1)
-    problems = []
-    for name, values, build in (('P', projection, Intrinsics.from_projection),
-                                ('K', camera_matrix, Intrinsics.from_k)):
-        expected = 12 if name == 'P' else 9
-        if values.size != expected:
-            problems.append(f'{name} has {values.size} elements, expected {expected}')
-            continue
-        if not values.any():
-            problems.append(f'{name} is all zeros')
-            continue
-        try:
-            return build(values, width, height), name
-        except ValueError as error:
-            problems.append(f'{name}: {error}')
-    raise ValueError('; '.join(problems) + ' (an uncalibrated camera? calibrate it, or set the '
-                     'fx/fy/cx/cy or horizontal_fov parameters and stop publishing camera_info)')
-
-
-def size_fits(info_size: tuple[int, int], image_size: tuple[int, int],
-              tolerance: float = 0.01) -> bool:
-    """Whether a CameraInfo of `info_size` (W, H) can describe an image of `image_size` (W, H).
-
-    Equal sizes fit; an unknown size (0) fits any image; a different size fits when it is the same
-    camera scaled (both axes scaled alike within `tolerance`, e.g. a binned or resized stream).
-    Another aspect ratio means another camera mode (a crop): it does not fit.
-    """
-    info_width, info_height = (int(v) for v in info_size)
-    width, height = (int(v) for v in image_size)
-    if info_width == 0 or info_height == 0 or (info_width, info_height) == (width, height):
-        return True
-    scale_x, scale_y = width / info_width, height / info_height
-    return abs(scale_x - scale_y) <= tolerance * max(scale_x, scale_y)
-
-
 def select_intrinsics(size: tuple[int, int], settings: Any,
                       calibration: Optional[CameraCalibration] = None) -> IntrinsicsChoice:
     """Intrinsics of a `size` (W, H) image: calibration (P, then K), else parameters, else none.
 
-    A calibration of another aspect ratio raises SkippedFrame ('camera_info_size'); one of the
-    same aspect ratio at another size is scaled to the image.
+    The calibration goes through `camera_model.intrinsics_for_image` (ROI, binning, then a resize
+    of the same aspect ratio); one it cannot apply raises CameraInfoError, a SkippedFrame of kind
+    'camera_info_size' (another aspect ratio) or 'camera_info'.
     """
     width, height = size
     if calibration is None:
@@ -131,17 +92,11 @@ def select_intrinsics(size: tuple[int, int], settings: Any,
             width, height, settings.fx, settings.fy, settings.cx, settings.cy,
             settings.horizontal_fov)
         return IntrinsicsChoice(intrinsics, 'none' if intrinsics is None else 'parameters')
-    info_size = (int(calibration.width), int(calibration.height))
-    if not size_fits(info_size, size):
-        raise SkippedFrame('camera_info_size', (
-            f'camera_info is {info_size[0]}x{info_size[1]} but the image is {width}x{height} '
-            '(another aspect ratio: another camera mode or the wrong camera_info topic)'))
-    scale_x = width / (info_size[0] or width)
-    scale_y = height / (info_size[1] or height)
-    k = scale_projection(calibration.k, scale_x, scale_y) if len(calibration.k) == 9 else ()
-    p = scale_projection(calibration.p, scale_x, scale_y) if len(calibration.p) == 12 else ()
-    return IntrinsicsChoice(intrinsics_from_matrices(k, p, width, height)[0], 'camera_info')
+    intrinsics = intrinsics_for_image(
+        calibration.k, calibration.p, calibration.width, calibration.height, width, height,
+        calibration.roi, calibration.binning_x, calibration.binning_y)
+    return IntrinsicsChoice(intrinsics, 'camera_info')
 
 
-__all__ = ['CameraCalibration', 'decimate', 'intrinsics_from_matrices',
-           'intrinsics_from_parameters', 'IntrinsicsChoice', 'select_intrinsics', 'size_fits']
+__all__ = ['CameraCalibration', 'decimate', 'intrinsics_from_parameters', 'IntrinsicsChoice',
+           'select_intrinsics']

@@ -9,25 +9,32 @@ from __future__ import annotations
 
 from array import array
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
-from rosbags.image import message_to_cvimage
-from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2, PointField
+from sensor_msgs.msg import (CameraInfo, CompressedImage, Image, LaserScan, PointCloud2,
+                             PointField)
 from std_msgs.msg import Header
 import yaml
 
-from depth_estimation.geometry import depth_to_points, Intrinsics, pack_cloud, scale_projection
+from depth_estimation.geometry import depth_to_points, Intrinsics, pack_cloud
+from depth_estimation.pipeline.camera_model import (camera_matrix_in_use, check_camera_info,
+                                                    projection_for_image, projection_in_use,
+                                                    RegionOfInterest)
 from depth_estimation.pipeline.frame import SkippedFrame
+from depth_estimation.pipeline.image_decoding import compressed_to_rgb
+from depth_estimation.pipeline.image_decoding import image_to_rgb as decode_image
 from depth_estimation.pipeline.intrinsics import CameraCalibration
 from depth_estimation.pipeline.refinement import SparseSample
 
-# Input encodings the node accepts: bytes per pixel of each.
+# Encodings rgb_to_image writes: bytes per pixel of each (the node reads many more).
 COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 DEPTH_ENCODING = '32FC1'
 RAW_DEPTH_ENCODING = '16UC1'
-FLOAT_ENCODINGS = ('32FC1', '32FC2', '32FC3', '32FC4', '64FC1', '64FC2', '64FC3', '64FC4')
+# image_transport name -> the message and the suffix of the resolved `image` topic it arrives on
+IMAGE_TRANSPORTS = {'raw': (Image, ''), 'compressed': (CompressedImage, '/compressed')}
+EMPTY_FRAME_ID = ('image header.frame_id is empty: the outputs carry no frame (set the driver\'s '
+                  'frame id, or the frame_id parameter)')
 
 
 class ImageError(SkippedFrame):
@@ -44,42 +51,16 @@ def _as_uint8_array(data: Any) -> array:
     return result
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """A colour or mono8 Image -> RGB uint8 (H, W, 3), a new array (the node's one image input).
+def image_to_rgb(msg: Union[Image, CompressedImage]) -> np.ndarray:
+    """An Image in any encoding drivers send (`image_decoding.SUPPORTED_ENCODINGS`) or a
+    CompressedImage (JPEG, PNG) -> RGB uint8 (H, W, 3), a new array (the node's one image input).
 
-    Raises ValueError for an unsupported encoding (float and 16-bit depth images included), an
-    empty image, big-endian data, a step shorter than a row, or data whose length is not
-    step * height.
+    Raises ImageEncodingError (a SkippedFrame whose `kind` names the problem) for an unsupported
+    encoding, a malformed image, or corrupt or truncated compressed data.
     """
-    encoding = msg.encoding
-    channels = COLOR_ENCODINGS.get(encoding)
-    if channels is None:
-        hint = ''
-        if encoding in FLOAT_ENCODINGS or encoding in ('16UC1', 'mono16'):
-            hint = ' (a depth or float image: is a depth topic remapped to the colour input?)'
-        raise ImageError('float_image' if encoding in FLOAT_ENCODINGS else 'encoding',
-                         f'unsupported image encoding {encoding!r}{hint}; expected one of '
-                         f'{sorted(COLOR_ENCODINGS)}')
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ImageError('empty', f'empty image {width}x{height}')
-    if msg.is_bigendian:
-        raise ImageError('big_endian', f'big-endian image data (is_bigendian set on a '
-                         f'{encoding} image) is not supported; publish little-endian data with '
-                         'is_bigendian = 0')
-    row_bytes = width * channels
-    if step < row_bytes:
-        raise ImageError('step', f'step {step} is shorter than a row of {width} {encoding} '
-                         f'pixels ({row_bytes} bytes)')
-    data = np.frombuffer(msg.data, dtype=np.uint8)  # (step * H,) bytes
-    if data.size != step * height:
-        raise ImageError('data_length', f'image data has {data.size} bytes, expected step * '
-                         f'height = {step} * {height} = {step * height}')
-    rows = data.reshape(height, step)[:, :row_bytes]  # (H, W * C) without row padding
-    packed = SimpleNamespace(height=height, width=width, encoding=encoding, is_bigendian=False,
-                             step=row_bytes, data=np.ascontiguousarray(rows))
-    rgb = message_to_cvimage(packed, 'rgb8')  # (H, W, 3) uint8
-    return np.array(rgb, dtype=np.uint8, copy=True).reshape(height, width, 3)
+    if isinstance(msg, CompressedImage):
+        return compressed_to_rgb(msg.format, msg.data)
+    return decode_image(msg.encoding, msg.data, msg.height, msg.width, msg.step, msg.is_bigendian)
 
 
 def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None,
@@ -237,46 +218,48 @@ def image_to_depth(msg: Image) -> np.ndarray:
 
 
 def camera_info_calibration(info: CameraInfo) -> CameraCalibration:
-    """The K, P and size of a CameraInfo as plain numbers (the pipeline's camera input)."""
+    """The K, P, size, ROI and binning of a CameraInfo as plain numbers (the pipeline's input)."""
+    roi = RegionOfInterest(int(info.roi.x_offset), int(info.roi.y_offset), int(info.roi.width),
+                           int(info.roi.height))
     return CameraCalibration(tuple(float(v) for v in info.k), tuple(float(v) for v in info.p),
-                             int(info.width), int(info.height))
+                             int(info.width), int(info.height), roi, int(info.binning_x),
+                             int(info.binning_y))
+
+
+def check_camera_info_message(info: CameraInfo) -> None:
+    """Raise CameraInfoError (with the reason) for a CameraInfo no image can use."""
+    check_camera_info(info.k, info.p, int(info.binning_x), int(info.binning_y))
 
 
 def camera_info_intrinsics(info: CameraInfo) -> Intrinsics:
     """Intrinsics of a CameraInfo at its own size: from P (as image_geometry), else from K."""
-    projection = np.asarray(info.p, dtype=np.float64)
-    if projection.size == 12 and projection[0] > 0 and projection[5] > 0:
-        return Intrinsics.from_projection(projection, info.width, info.height)
-    return Intrinsics.from_k(info.k, info.width, info.height)
+    return Intrinsics.from_projection(projection_in_use(info.k, info.p).reshape(-1), info.width,
+                                      info.height)
 
 
-def scale_camera_info(info: CameraInfo, width: int, height: int,
+def depth_camera_info(info: CameraInfo, width: int, height: int,
                       header: Optional[Header] = None) -> CameraInfo:
-    """CameraInfo for the same camera at `width` x `height` (K and P scaled), with `header`.
+    """The CameraInfo of a `width` x `height` image made from `info`'s camera (REP 104).
 
-    A CameraInfo whose size is 0 (unknown) is taken to be at the target size. A P of all zeros
-    (uncalibrated driver) is filled from K so consumers that read P (depth_image_proc) work.
+    K and P are those of the image received (ROI offset, binning, or a resize: camera_model); a K
+    or P that cannot be used is filled from the other (no NaN, no zero focal length goes out).
+    The result describes its own image: ROI and binning are zero. Raises CameraInfoError.
     """
-    source_width = int(info.width) or int(width)
-    source_height = int(info.height) or int(height)
-    scale_x = width / source_width
-    scale_y = height / source_height
-    camera_matrix = np.asarray(info.k, dtype=np.float64)
-    projection = np.asarray(info.p, dtype=np.float64)
-    if not (projection.size == 12 and projection[0] > 0 and projection[5] > 0):
-        projection = np.zeros((3, 4))
-        projection[:, :3] = camera_matrix.reshape(3, 3)
+    calibration = camera_info_calibration(info)
+    matrices = [camera_matrix_in_use(info.k, info.p), projection_in_use(info.k, info.p)]
+    k, p = (projection_for_image(matrix.reshape(-1), calibration.width, calibration.height,
+                                 width, height, calibration.roi, calibration.binning_x,
+                                 calibration.binning_y) for matrix in matrices)
     out = CameraInfo()
     out.header = header if header is not None else info.header
     out.width, out.height = int(width), int(height)
     out.distortion_model = info.distortion_model
     out.d = [float(v) for v in info.d]
-    out.k = scale_projection(camera_matrix, scale_x, scale_y)
+    out.k = [float(v) for v in k.reshape(-1)]
     out.r = [float(v) for v in info.r]
-    if not any(out.r):
+    if not any(out.r) or not np.all(np.isfinite(out.r)):
         out.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    out.p = scale_projection(projection, scale_x, scale_y)
-    # binning and ROI describe the full-resolution sensor; the scaled image has neither.
+    out.p = [float(v) for v in p.reshape(-1)]
     return out
 
 

@@ -24,12 +24,12 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Header
 
 from depth_estimation.pipeline import DepthFrame, DepthPipeline, ModelLoadError, SkippedFrame
-from depth_estimation.pipeline.intrinsics import intrinsics_from_matrices
 from depth_estimation.pipeline.stats import FrameStatistics, ThrottledLog
-from depth_estimation.ros.conversions import (camera_info_calibration,
-                                              camera_info_from_intrinsics, image_to_rgb,
-                                              scale_camera_info, sparse_sample_from_image,
-                                              sparse_sample_from_scan, stamp_seconds)
+from depth_estimation.ros.conversions import (camera_info_calibration, camera_info_from_intrinsics,
+                                              check_camera_info_message, depth_camera_info,
+                                              EMPTY_FRAME_ID, image_to_rgb, IMAGE_TRANSPORTS,
+                                              sparse_sample_from_image, sparse_sample_from_scan,
+                                              stamp_seconds)
 from depth_estimation.ros.diagnostics import model_identity, node_diagnostics
 from depth_estimation.ros.inputs import LatestInputs
 from depth_estimation.ros.outputs import create_stages, OutputStage
@@ -168,7 +168,8 @@ class DepthEstimationLifecycleNode(LifecycleNode):
     def _activate(self) -> None:
         if self._active or self.pipeline is None:
             return
-        topics = [(Image, 'image', self._on_image),
+        kind, suffix = IMAGE_TRANSPORTS[self.settings.image_transport]  # as image_transport
+        topics = [(kind, self.resolve_topic_name('image') + suffix, self._on_image),
                   (CameraInfo, 'camera_info', self._on_camera_info)]
         anchoring = self.settings.anchoring  # 'sparse_depth' or 'scan': a topic of that name
         if anchoring in SPARSE_INPUTS:
@@ -220,7 +221,7 @@ class DepthEstimationLifecycleNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
-            intrinsics_from_matrices(msg.k, msg.p, max(1, msg.width), max(1, msg.height))
+            check_camera_info_message(msg)
         except ValueError as error:
             text = f'camera_info rejected (frame {msg.header.frame_id!r}): {error}'
             self.statistics.on_camera_info_rejected(time.monotonic(), text)
@@ -260,6 +261,8 @@ class DepthEstimationLifecycleNode(LifecycleNode):
             self._log('size_change', f'{frame.size_change}; answering it', 'info')
         header = Header(stamp=image.header.stamp,
                         frame_id=settings.frame_id or image.header.frame_id)
+        if not header.frame_id:
+            self._log('empty_frame_id', EMPTY_FRAME_ID, 'warning')
         depth_info = self._depth_camera_info(frame, info, header)
         problems = list(frame.problems)  # products left out, e.g. a scan taller than the image
         for stage in self.stages:
@@ -280,10 +283,7 @@ class DepthEstimationLifecycleNode(LifecycleNode):
         height, width = frame.depth.shape
         intrinsics = frame.intrinsics
         if frame.intrinsics_source == 'camera_info':
-            if 0 not in (info.width, info.height) and (info.width, info.height) != (width, height):
-                self._log('camera_info_scaled', f'camera_info is {info.width}x{info.height}, the '
-                          f'image {width}x{height}: scaling the intrinsics to the image', 'info')
-            return scale_camera_info(info, width, height, header)
+            return depth_camera_info(info, width, height, header)
         if intrinsics is None:
             self.statistics.without_camera_info += 1
             self._log('no_intrinsics', 'no camera_info received yet and no fx / horizontal_fov '

@@ -25,6 +25,7 @@ from depth_estimation.pipeline.settings import (parameter, parameter_specs, Para
 from depth_estimation.visualize import COLORMAPS, DEFAULT_COLORMAP
 
 RELIABILITIES = ('reliable', 'best_effort')
+IMAGE_TRANSPORTS = ('raw', 'compressed')
 COLORIZE_RANGES = ('fixed', 'auto')
 YAML_HEADER = '''\
 # Parameters of depth_estimation_node and depth_estimation_lifecycle_node (one block, any
@@ -36,6 +37,16 @@ YAML_HEADER = '''\
 # (or, for the lifecycle node, while it is unconfigured).
 '''
 PARAMS_FILE = Path(__file__).resolve().parents[2] / 'config' / 'depth_estimation.yaml'
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """Image input (configure)."""
+
+    image_transport: str = parameter(
+        'raw', 'How images arrive (image_transport names): raw (sensor_msgs/Image on image) or '
+        'compressed (sensor_msgs/CompressedImage, JPEG or PNG, on the resolved image topic + '
+        '/compressed).', choices=IMAGE_TRANSPORTS)
 
 
 @dataclass(frozen=True)
@@ -79,11 +90,12 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True)
-class NodeSettings(PipelineSettings, ColorizeSettings, OutputSettings):
+class NodeSettings(PipelineSettings, ColorizeSettings, OutputSettings, InputSettings):
     """The validated values of every parameter in `PARAMETERS` (one immutable snapshot)."""
 
 
-NODE_GROUPS = PIPELINE_GROUPS[:1] + (OutputSettings,) + PIPELINE_GROUPS[1:] + (ColorizeSettings,)
+NODE_GROUPS = (PIPELINE_GROUPS[:1] + (InputSettings, OutputSettings) + PIPELINE_GROUPS[1:]
+               + (ColorizeSettings,))
 PARAMETERS: tuple[ParameterSpec, ...] = parameter_specs(*NODE_GROUPS)
 LIFECYCLE_PARAMETERS: tuple[ParameterSpec, ...] = parameter_specs(LifecycleSettings)
 SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS + LIFECYCLE_PARAMETERS}

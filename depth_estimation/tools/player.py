@@ -15,6 +15,12 @@ stamp); for folders and videos it comes from `--camera-info` (a ROS calibration 
 `--loop` starts over at the end. Publishers use the sensor-data QoS (best effort, like camera
 drivers) unless `--reliable`.
 
+`--transport compressed` publishes sensor_msgs/CompressedImage on `<image>/compressed` (the
+resolved, remapped `image` topic, as image_transport's compressed plugin names it) instead of Image
+on `image`: a bag's CompressedImage messages go out as recorded; other frames are encoded as JPEG
+(`--jpeg-quality`, default 95) or PNG (`--compressed-format png`), with image_transport's format
+string (`bgr8; jpeg compressed bgr8`).
+
 Example:
     depth_estimation_player recording.bag \
         --loop --fps 5 --ros-args -r image:=/camera/image -r camera_info:=/camera/camera_info
@@ -44,7 +50,7 @@ class SourceFrame:
     """One frame to publish: its recorded time, the Image and the CameraInfo to go with it."""
 
     time_ns: int  # recorded (or synthetic) time, used for pacing
-    image: Any  # sensor_msgs/Image
+    image: Any  # sensor_msgs/Image (or CompressedImage from a bag, with keep_compressed)
     camera_info: Optional[Any]  # sensor_msgs/CameraInfo or None
 
 
@@ -106,6 +112,23 @@ def compressed_to_image(source: Any, header: Any) -> Any:
                     encoding=encoding, is_bigendian=False, step=int(pixels.shape[1] * channels))
     message.data = _as_uint8_array(np.ascontiguousarray(pixels).tobytes())
     return message
+
+
+def image_to_compressed(image: Any, codec: str = 'jpeg', jpeg_quality: int = 95) -> Any:
+    """An rclpy Image -> CompressedImage as image_transport's compressed plugin writes it (the
+    pixels in BGR order, format `bgr8; <codec> compressed bgr8`), with the same header."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from depth_estimation.ros.conversions import _as_uint8_array, image_to_rgb
+
+    bgr = np.ascontiguousarray(image_to_rgb(image)[..., ::-1])  # (H, W, 3)
+    options = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if codec == 'jpeg' else []
+    ok, data = cv2.imencode('.jpg' if codec == 'jpeg' else '.png', bgr, options)
+    if not ok:
+        raise PlayerError(f'OpenCV cannot encode a {image.width}x{image.height} frame as {codec}')
+    return CompressedImage(header=image.header, format=f'bgr8; {codec} compressed bgr8',
+                           data=_as_uint8_array(data.tobytes()))
 
 
 # Sources --------------------------------------------------------------------------------------
@@ -230,7 +253,8 @@ class BagSource:
     """Image (+ CameraInfo) messages of a rosbag2 or ROS 1 bag, in recorded order."""
 
     def __init__(self, path: Path, image_topic: Optional[str] = None,
-                 camera_info_topic: Optional[str] = None, frame_id: str = '') -> None:
+                 camera_info_topic: Optional[str] = None, frame_id: str = '',
+                 keep_compressed: bool = False) -> None:
         from rosbags.highlevel import AnyReader, AnyReaderError
         from rosbags.typesys import get_typestore, Stores
 
@@ -245,9 +269,10 @@ class BagSource:
         self.image_topic, self.camera_info_topic = choose_topics(pairs, image_topic,
                                                                  camera_info_topic)
         self.frame_id = frame_id
+        self.keep_compressed = keep_compressed  # CompressedImage messages go out as they are
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        from sensor_msgs.msg import CameraInfo, Image
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
         topics = {self.image_topic, self.camera_info_topic} - {None}
         latest_info: Optional[Any] = None
@@ -258,7 +283,10 @@ class BagSource:
                 if connection.msgtype == CAMERA_INFO_TYPE:
                     latest_info = to_rclpy(message, CameraInfo)
                     continue
-                if connection.msgtype == 'sensor_msgs/msg/CompressedImage':
+                if connection.msgtype == 'sensor_msgs/msg/CompressedImage' and \
+                        self.keep_compressed:
+                    image = to_rclpy(message, CompressedImage)
+                elif connection.msgtype == 'sensor_msgs/msg/CompressedImage':
                     header = to_rclpy(message.header, type(Image().header))
                     image = compressed_to_image(message, header)
                 else:
@@ -270,15 +298,16 @@ class BagSource:
 
 def open_source(path: Path, camera_info: Optional[Any] = None, fps: float = 0.0,
                 frame_id: str = '', image_topic: Optional[str] = None,
-                camera_info_topic: Optional[str] = None) -> Any:
-    """The source for `path`: a folder, a video file or a bag (by suffix or rosbag2 folder)."""
+                camera_info_topic: Optional[str] = None, keep_compressed: bool = False) -> Any:
+    """The source for `path`: a folder, a video file or a bag (by suffix or rosbag2 folder);
+    `keep_compressed`: a bag's CompressedImage messages are not decoded."""
     path = Path(path)
     if not path.exists():
         raise PlayerError(f'{path} does not exist')
     if path.is_dir() and not (path / 'metadata.yaml').is_file():
         return FolderSource(path, camera_info, fps or 10.0, frame_id or DEFAULT_FRAME_ID)
     if path.is_dir() or path.suffix.lower() in BAG_SUFFIXES:
-        return BagSource(path, image_topic, camera_info_topic, frame_id)
+        return BagSource(path, image_topic, camera_info_topic, frame_id, keep_compressed)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(path, camera_info, frame_id or DEFAULT_FRAME_ID)
     raise PlayerError(f'cannot tell what {path} is: expected a folder of images, a video '
@@ -355,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
                         'bag')
     parser.add_argument('--reliable', action='store_true', help='reliable publishers (default: '
                         'sensor-data QoS, best effort, as camera drivers)')
+    parser.add_argument('--transport', choices=('raw', 'compressed'), default='raw',
+                        help='raw: sensor_msgs/Image on image; compressed: CompressedImage on '
+                        '<image>/compressed (as image_transport)')
+    parser.add_argument('--compressed-format', choices=('jpeg', 'png'), default='jpeg',
+                        help='codec of frames the player compresses (default jpeg)')
+    parser.add_argument('--jpeg-quality', type=int, default=95, help='JPEG quality, 1 to 100 '
+                        '(default 95, as image_transport)')
     parser.add_argument('--wait-for-subscriber', type=float, default=0.0, metavar='SECONDS',
                         help='wait up to this long for a subscriber of image before starting')
     return parser
@@ -380,13 +416,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
     from rclpy.utilities import remove_ros_args
-    from sensor_msgs.msg import CameraInfo, Image
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(remove_ros_args(['player'] + argv)[1:])
     try:
+        compressed = args.transport == 'compressed'
         source = open_source(args.source, None, args.fps, args.frame_id, args.bag_image_topic,
-                             args.bag_camera_info_topic)
+                             args.bag_camera_info_topic, keep_compressed=compressed)
         if isinstance(source, (FolderSource, VideoSource)):
             source.camera_info = _camera_info_for_files(args, source)
     except (PlayerError, OSError, ValueError) as error:
@@ -399,11 +436,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     node = rclpy.create_node('depth_estimation_player')
     qos = (QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if args.reliable
            else qos_profile_sensor_data)
-    image_publisher = node.create_publisher(Image, 'image', qos)
+    image_publisher = (node.create_publisher(CompressedImage, node.resolve_topic_name('image')
+                                             + '/compressed', qos) if compressed
+                       else node.create_publisher(Image, 'image', qos))
     info_publisher = node.create_publisher(CameraInfo, 'camera_info', qos)
 
     def publish(frame: SourceFrame) -> None:
         image = frame.image
+        if compressed and isinstance(image, Image):
+            image = image_to_compressed(image, args.compressed_format, args.jpeg_quality)
         if not args.keep_stamps:
             image.header.stamp = node.get_clock().now().to_msg()
         if frame.camera_info is not None:

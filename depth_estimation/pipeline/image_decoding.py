@@ -5,8 +5,9 @@ data, height, width, step, is_bigendian) or a `sensor_msgs/CompressedImage` (for
 values, so they need neither rclpy nor the message packages. Colour conversion, YUV unpacking and
 demosaicing are OpenCV's.
 
-Names follow ROS `sensor_msgs/image_encodings.hpp`: `yuv422` is UYVY (U0 Y0 V0 Y1) and
-`yuv422_yuy2` is YUYV (Y0 U0 Y1 V0, the default of usb_cam and v4l2_camera); `nv12` / `nv21` are
+Names follow ROS `sensor_msgs/image_encodings.hpp`: `yuv422` (newer name `uyvy`) is UYVY
+(U0 Y0 V0 Y1) and `yuv422_yuy2` (`yuyv`) is YUYV (Y0 U0 Y1 V0, the default of usb_cam and
+v4l2_camera); `nv12` / `nv21` are
 4:2:0 with a full-size Y plane followed by interleaved UV (VU) at half size, so `height` is the
 image height and the data holds 3/2 * height rows of `step` bytes. A Bayer name gives the colours
 of the top-left 2x2 cell in ROS order (`bayer_rggb8`: R G on row 0, G B on row 1). Generic `8UC3`
@@ -23,15 +24,13 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
+from depth_estimation.pipeline.frame import SkippedFrame
+
 ImageBytes = Union[bytes, bytearray, memoryview, np.ndarray]
 
 
-class ImageEncodingError(ValueError):
+class ImageEncodingError(SkippedFrame):
     """An image payload that cannot be read; `kind` names the problem (for counters, log keys)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,8 @@ _LAYOUTS = {
     '8UC4': _Layout(4, 1, cv2.COLOR_BGRA2RGB),
     'yuv422_yuy2': _Layout(2, 1, cv2.COLOR_YUV2RGB_YUY2, '422'),
     'yuv422': _Layout(2, 1, cv2.COLOR_YUV2RGB_UYVY, '422'),
+    'yuyv': _Layout(2, 1, cv2.COLOR_YUV2RGB_YUY2, '422'),
+    'uyvy': _Layout(2, 1, cv2.COLOR_YUV2RGB_UYVY, '422'),
     'nv12': _Layout(1, 1, cv2.COLOR_YUV2RGB_NV12, '420'),
     'nv21': _Layout(1, 1, cv2.COLOR_YUV2RGB_NV21, '420'),
     # OpenCV 5 spells the top-left cell as ROS does (COLOR_BayerRGGB2RGB is the older BayerBG).
@@ -69,22 +70,24 @@ _LAYOUTS = {
     'mono16': _Layout(1, 2, cv2.COLOR_GRAY2RGB),
 }
 SUPPORTED_ENCODINGS = tuple(_LAYOUTS)
-_DEPTH_LIKE = ('16UC1', '32FC1', '32FC2', '32FC3', '32FC4', '64FC1')
+FLOAT_ENCODINGS = ('32FC1', '32FC2', '32FC3', '32FC4', '64FC1', '64FC2', '64FC3', '64FC4')
+_DEPTH_LIKE = ('16UC1',) + FLOAT_ENCODINGS
 
 
 def image_to_rgb(encoding: str, data: ImageBytes, height: int, width: int, step: int,
                  is_bigendian: bool = False) -> np.ndarray:
     """The fields of a sensor_msgs/Image -> RGB uint8 (height, width, 3), a new array.
 
-    Raises ImageEncodingError for an unsupported encoding, an empty image, an odd width (4:2:2) or
-    odd size (4:2:0), a step shorter than a row or not a whole number of samples, or data whose
-    length is not step * rows.
+    Raises ImageEncodingError (a SkippedFrame) for an unsupported encoding ('float_image' for a
+    float one), an empty image, an odd width (4:2:2) or odd size (4:2:0), a step shorter than a
+    row or not a whole number of samples, or data whose length is not step * rows.
     """
     layout = _LAYOUTS.get(encoding)
     if layout is None:
         hint = (' (a depth or float image: is a depth topic remapped to the colour input?)'
                 if encoding in _DEPTH_LIKE else '')
-        raise ImageEncodingError('encoding', f'unsupported image encoding {encoding!r}{hint}; '
+        raise ImageEncodingError('float_image' if encoding in FLOAT_ENCODINGS else 'encoding',
+                                 f'unsupported image encoding {encoding!r}{hint}; '
                                  f'supported: {", ".join(SUPPORTED_ENCODINGS)}')
     height, width, step = int(height), int(width), int(step)
     if height <= 0 or width <= 0:
