@@ -17,17 +17,20 @@ import sys
 import time
 
 import pytest
-from ros_graph import (Collector, interrupt, REPO_ROOT, ros_context, ros_environment,
+from conftest import REPO_ROOT
+from ros_graph import (Collector, interrupt, ros_context, ros_environment,
                        sample_frames, spin_until, stamped)
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: I100
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
+from depth_estimation.artifacts import DEFAULT_MODEL
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 PACKAGE = 'depth_estimation'
-DEMO_MODEL = Path('resources') / 'models' / 'demo' / 'zoedepth_small_sim.onnx'
+DEMO_MODEL = Path('resources') / 'models' / DEFAULT_MODEL
 
 
 def console_scripts() -> list[str]:

@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
+from depth_estimation.artifacts import default_model_path
 from depth_estimation.inference import open_backend
 from depth_estimation.pipeline.image_decoding import (compressed_to_rgb, image_to_rgb,
                                                       ImageEncodingError, SUPPORTED_ENCODINGS)
 
 RESOURCES = Path(__file__).resolve().parents[1] / 'depth_estimation' / 'resources'
-MODEL = RESOURCES / 'models' / 'demo' / 'zoedepth_small_sim.onnx'
+MODEL = default_model_path()
 CHANNEL = {'r': 0, 'g': 1, 'b': 2}
 
 # The conversion's own error against the rgb8 original, |decoded - original| over all pixels and
