@@ -418,6 +418,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from rclpy.utilities import remove_ros_args
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+    from depth_estimation.ros.runner import shut_down_after
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(remove_ros_args(['player'] + argv)[1:])
     try:
@@ -455,7 +457,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.monotonic()
     published = 0
     code = 0
-    try:  # Ctrl-C while waiting for a subscriber or playing ends the same clean way
+
+    def summary() -> str:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        return (f'published {published} frames in {elapsed:.1f} s'
+                f'{f" ({published / elapsed:.1f} frames/s)" if published else ""}')
+
+    with shut_down_after(node, summary):  # Ctrl-C while waiting or playing ends the same way
         if args.wait_for_subscriber > 0:
             node.get_logger().info(f'waiting up to {args.wait_for_subscriber:g} s for a '
                                    f'subscriber on {image_publisher.topic_name}')
@@ -465,19 +473,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         node.get_logger().info(f'playing {describe} on {image_publisher.topic_name}'
                                f'{" (loop)" if args.loop else ""}')
         started = time.monotonic()
-        published = play(source, publish, rate=args.rate, fps=args.fps, loop=args.loop,
-                         max_frames=args.max_frames, keep_running=rclpy.ok)
-    except KeyboardInterrupt:
-        pass
-    except PlayerError as error:
-        node.get_logger().error(str(error))
-        code = 2
-    finally:
-        elapsed = max(time.monotonic() - started, 1e-9)
-        node.get_logger().info(f'published {published} frames in {elapsed:.1f} s'
-                               f'{f" ({published / elapsed:.1f} frames/s)" if published else ""}')
-        node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            published = play(source, publish, rate=args.rate, fps=args.fps, loop=args.loop,
+                             max_frames=args.max_frames, keep_running=rclpy.ok)
+        except PlayerError as error:
+            node.get_logger().error(str(error))
+            code = 2
     return code
 
 
