@@ -356,6 +356,16 @@ def play(source: Any, publish: Callable[[SourceFrame], None], rate: float = 1.0,
         elapsed_before = last_offset + period
 
 
+def add_camera_info_options(parser: argparse.ArgumentParser, horizontal_fov: float) -> None:
+    """--camera-info and --horizontal-fov: the camera_info that goes with a folder or a video."""
+    parser.add_argument('--camera-info', type=Path, default=None,
+                        help='ROS camera_info YAML for a folder or a video')
+    parser.add_argument('--horizontal-fov', type=float, default=horizontal_fov,
+                        help='degrees; a pinhole camera_info for a folder or a video without '
+                             '--camera-info' + (f' (default {horizontal_fov:g})'
+                                                if horizontal_fov else ''))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='depth_estimation_player',
@@ -371,10 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--loop', action='store_true', help='start over at the end')
     parser.add_argument('--max-frames', type=int, default=0, help='stop after N frames (0: no '
                         'limit)')
-    parser.add_argument('--camera-info', type=Path, default=None, help='ROS camera_info YAML for '
-                        'folders and videos')
-    parser.add_argument('--horizontal-fov', type=float, default=0.0, help='degrees; a pinhole '
-                        'camera_info for folders and videos without --camera-info')
+    add_camera_info_options(parser, horizontal_fov=0.0)
     parser.add_argument('--frame-id', default='', help='frame id of the published headers '
                         f'(default: the bag\'s, or {DEFAULT_FRAME_ID})')
     parser.add_argument('--keep-stamps', action='store_true', help='keep the recorded stamps '

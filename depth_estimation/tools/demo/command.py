@@ -45,10 +45,12 @@ import time
 from typing import Any, Optional
 
 from depth_estimation.artifacts import read_metadata
+from depth_estimation.sim.dataset import add_room_options
 from depth_estimation.tools.demo.accuracy import DemoStatistics
 from depth_estimation.tools.demo.graph import DemoGraph, FramePublisher, load_frames
 from depth_estimation.tools.demo.model import ModelChoice, prepare_model, RANDOM_BANNER
 from depth_estimation.tools.demo.report import write_plots, write_report, write_snapshot_images
+from depth_estimation.tools.player import add_camera_info_options
 from depth_estimation.tools.demo.sources import node_command, NODE_NAME, Source, source_command
 from depth_estimation.tools.processes import applied_environment, first_failure, Process, \
     ros_environment
@@ -83,20 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              '15 for fr2_desk, paced by the node; sim, samples and video: 2, '
                              'about what two cores sustain while also rendering; the node '
                              'drops what it cannot keep up with)')
-    parser.add_argument('--seed', type=int, default=1,
-                        help='sim room family (default 1; the demo model was trained on 0)')
-    parser.add_argument('--frames-per-scene', type=int, default=40,
-                        help='sim frames before the next room (default 40)')
+    add_room_options(parser, seed=1, frames_per_scene=40,
+                     seed_note='; the demo model was trained on 0')
     parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT,
                         help='output folder (default outputs/demo)')
     parser.add_argument('--num-threads', type=int, default=1,
                         help='CPU threads of the node\'s backend (default 1: this process '
                              'and the source run on the other core; 0: the backend\'s default)')
-    parser.add_argument('--camera-info', type=Path, default=None,
-                        help='camera_info YAML for a video source')
-    parser.add_argument('--horizontal-fov', type=float, default=60.0,
-                        help='degrees; pinhole camera_info for a video without --camera-info '
-                             '(default 60)')
+    add_camera_info_options(parser, horizontal_fov=60.0)
     parser.add_argument('--no-record', dest='record', action='store_false',
                         help='do not write the MCAP recording')
     parser.add_argument('--record-ground-truth', action='store_true',
