@@ -82,16 +82,7 @@ def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None,
         pixels = np.round(rgb.astype(np.float32) @ weights).astype(np.uint8)  # (H, W)
     else:
         raise ValueError(f'cannot write encoding {encoding!r}')
-    pixels = np.ascontiguousarray(pixels)
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = False
-    msg.step = int(msg.width * COLOR_ENCODINGS[encoding])
-    msg.data = _as_uint8_array(pixels.tobytes())
-    return msg
+    return pixels_to_image(np.ascontiguousarray(pixels), header or Header(), encoding)
 
 
 def depth_to_image(depth: np.ndarray, header: Header, keep_infinity: bool = False) -> Image:
@@ -108,7 +99,7 @@ def depth_to_image(depth: np.ndarray, header: Header, keep_infinity: bool = Fals
         if keep_infinity:
             invalid &= ~np.isinf(values)
         values[invalid] = np.nan
-    return _single_channel_image(values, header, DEPTH_ENCODING)
+    return pixels_to_image(values, header, DEPTH_ENCODING)
 
 
 def millimetres_to_image(millimetres: np.ndarray, header: Header) -> Image:
@@ -116,7 +107,7 @@ def millimetres_to_image(millimetres: np.ndarray, header: Header) -> Image:
     millimetres = np.asarray(millimetres)
     if millimetres.ndim != 2 or millimetres.dtype != np.uint16:
         raise ValueError(f'expected uint16 (H, W), got {millimetres.dtype} {millimetres.shape}')
-    return _single_channel_image(millimetres.astype('<u2'), header, RAW_DEPTH_ENCODING)
+    return pixels_to_image(millimetres.astype('<u2'), header, RAW_DEPTH_ENCODING)
 
 
 def image_to_millimetres(msg: Image) -> np.ndarray:
@@ -145,19 +136,14 @@ def float_to_image(values: np.ndarray, header: Header) -> Image:
     values = np.asarray(values)
     if values.ndim != 2:
         raise ValueError(f'expected a map of shape (H, W), got {values.shape}')
-    return _single_channel_image(values.astype('<f4'), header, DEPTH_ENCODING)
+    return pixels_to_image(values.astype('<f4'), header, DEPTH_ENCODING)
 
 
-def _single_channel_image(values: np.ndarray, header: Header, encoding: str) -> Image:
-    """A little-endian (H, W) array -> an Image of that encoding, rows packed (step = W * item)."""
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = int(values.shape[0]), int(values.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = False
-    msg.step = int(msg.width * values.itemsize)
-    msg.data = _as_uint8_array(values.tobytes())
-    return msg
+def pixels_to_image(values: np.ndarray, header: Header, encoding: str) -> Image:
+    """A little-endian (H, W[, C]) array -> an Image of that encoding, rows packed."""
+    return Image(header=header, height=int(values.shape[0]), width=int(values.shape[1]),
+                 encoding=encoding, is_bigendian=False, step=int(values[0].nbytes),
+                 data=_as_uint8_array(values.tobytes()))
 
 
 def sparse_sample_from_image(msg: Image) -> SparseSample:

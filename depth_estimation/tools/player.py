@@ -1,25 +1,14 @@
 """`depth_estimation_player`: publish `image` + `camera_info` from a folder, a video or a bag.
 
-Sources
-- an image folder (png, jpg, jpeg, bmp; sorted by name) at `--fps` (default 10);
-- a video file read with OpenCV at its own frame rate (or `--fps`);
-- a bag read with `rosbags`' AnyReader: rosbag2 (sqlite3 .db3 or .mcap, the bag directory or the
-  file) or a ROS 1 .bag, read directly (no conversion needed). The image topic is picked
-  automatically (a sensor_msgs/Image or CompressedImage topic, colour before depth) unless
-  `--bag-image-topic` names it; the CameraInfo topic nearest to it likewise
-  (`--bag-camera-info-topic`). Played at the recorded timing times `--rate`, or at `--fps`.
+Sources: an image folder (sorted by name, at `--fps`, default 10), a video file (OpenCV, at its
+own frame rate or `--fps`), or a bag read with `rosbags`' AnyReader (rosbag2 .db3 / .mcap, or
+ROS 1 .bag) at its recorded timing times `--rate`. A bag's image topic (Image or CompressedImage,
+colour before depth) and the CameraInfo topic nearest to it are picked unless named.
 
-camera_info is published just before each image with the image's header (so the node matches it by
-stamp); for folders and videos it comes from `--camera-info` (a ROS calibration YAML) or
-`--horizontal-fov`, else none is published. Stamps are the current time unless `--keep-stamps`.
-`--loop` starts over at the end. Publishers use the sensor-data QoS (best effort, like camera
-drivers) unless `--reliable`.
-
-`--transport compressed` publishes sensor_msgs/CompressedImage on `<image>/compressed` (the
-resolved, remapped `image` topic, as image_transport's compressed plugin names it) instead of Image
-on `image`: a bag's CompressedImage messages go out as recorded; other frames are encoded as JPEG
-(`--jpeg-quality`, default 95) or PNG (`--compressed-format png`), with image_transport's format
-string (`bgr8; jpeg compressed bgr8`).
+camera_info goes out just before each image with the image's header, so the node matches it by
+stamp; a folder or a video gets it from `--camera-info` or `--horizontal-fov`, else none.
+`--transport compressed` publishes CompressedImage on `<image>/compressed` (the resolved `image`
+topic, as image_transport names it): a bag's as recorded, other frames as JPEG or PNG.
 
 Example:
     depth_estimation_player recording.bag \
@@ -97,21 +86,16 @@ def to_rclpy(source: Any, message_type: type) -> Any:
 def compressed_to_image(source: Any, header: Any) -> Any:
     """A rosbags CompressedImage (jpeg/png) -> rclpy Image bgr8 (or mono8) with `header`."""
     import cv2
-    from sensor_msgs.msg import Image
 
-    from depth_estimation.ros.conversions import _as_uint8_array
+    from depth_estimation.ros.conversions import pixels_to_image
 
     pixels = cv2.imdecode(np.asarray(source.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise PlayerError(f'cannot decode a compressed image of format {source.format!r}')
     if pixels.dtype != np.uint8:
         raise PlayerError(f'compressed image decodes to {pixels.dtype}, expected 8-bit colour')
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}[channels]
-    message = Image(header=header, height=int(pixels.shape[0]), width=int(pixels.shape[1]),
-                    encoding=encoding, is_bigendian=False, step=int(pixels.shape[1] * channels))
-    message.data = _as_uint8_array(np.ascontiguousarray(pixels).tobytes())
-    return message
+    encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}[1 if pixels.ndim == 2 else pixels.shape[2]]
+    return pixels_to_image(np.ascontiguousarray(pixels), header, encoding)
 
 
 def image_to_compressed(image: Any, codec: str = 'jpeg', jpeg_quality: int = 95) -> Any:

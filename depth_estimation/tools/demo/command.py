@@ -3,35 +3,16 @@
     source --image, camera_info--> depth_estimation_node (ONNX Runtime, CPU) --depth/image,
     depth/camera_info, points--> this process (metrics, MCAP recording, images, report)
 
-Sources (`--source`):
-- `sequence` (default; `sequence:<name>` for another shipped one): a real RGB-D sequence shipped
-  in `depth_estimation/resources/sequences/` (TUM RGB-D fr2_desk: 25 frames, 640x480, CC BY 4.0),
-  published from this process as a camera (image + camera_info with its intrinsics), looped, at
-  most at its own 15 frames/s and paced by the node (the next frame goes out once the previous
-  one is answered). Accuracy (delta1, REL, RMSE) is measured live against the sensor's depth of
-  the same frame (matched by stamp).
-- `sim`: `depth_estimation_sim_camera` in its own process: procedurally generated rooms seen
-  from a moving robot, with exact ground-truth depth on `ground_truth/depth`, measured the same
-  way.
-- `samples`: the real frames shipped in `depth_estimation/resources/samples/` with their
-  camera_info, published from this process (no ground truth).
-- `topic:<name>`: a running camera; the node reads `<name>` and the `camera_info` beside it.
-- `video:<path>`, `bag:<path>`: played by `depth_estimation_player` in its own process (looped).
+Sources (`--source`, `sources.py`): `sequence` (default; `sequence:<name>` for another shipped
+one), a real RGB-D sequence published from this process as a camera, looped and paced by the node,
+scored against the sensor depth of the same frame; `sim`, the simulated camera in its own process
+with exact ground truth; `samples` (no ground truth); `topic:<name>`, a running camera;
+`video:<path>` and `bag:<path>`, played by `depth_estimation_player`. The model: `model.py`.
 
-Model (`--model`): default the package's default model (`depth-estimation models --default`);
-if it is absent, the `tiny` preset with random weights, with a loud warning (the pipeline runs;
-its depth is noise). Accuracy counts pixels whose truth lies in the model's depth range (from
-its metadata).
-An `.onnx` with its metadata is used as is; one of our checkpoints, official ZoeDepth weights
-(.pt) or a Hugging Face directory is converted and exported to ONNX first (once, cached in
-`<output>/model/`).
-
-Latency is measured from the image's stamp (when the source made the frame) to the arrival of
-its depth here; throughput is depth frames per second. The node answers the newest image and
-drops those that arrive while it is busy, as a live camera needs. Everything the run makes goes to
-`--output` (default outputs/demo): report.md (+ latency.png, error_histogram.png, panel.png),
-summary.json, depth_NN.png and points_NN.png snapshots, the MCAP recording (rosbag2 folder
-`recording/`) and the logs of the processes it started.
+Latency runs from the image's stamp to the arrival of its depth here; throughput is depth frames
+per second. The node answers the newest image and drops those that arrive while it is busy. The
+run writes to `--output` (default outputs/demo): report.md with its plots, summary.json,
+snapshots, the MCAP recording (`recording/`) and the logs of the processes it started.
 """
 
 from __future__ import annotations
