@@ -1,9 +1,5 @@
-"""Message <-> numpy conversions for the depth node (sensor_msgs Image, CameraInfo, PointCloud2,
-LaserScan).
-
-Pure functions: they build or read messages and never touch a ROS graph. The geometry itself lives
-in `depth_estimation.geometry`.
-"""
+"""Message <-> numpy conversions of the depth node (Image, CameraInfo, PointCloud2, LaserScan):
+pure functions that never touch a ROS graph; the geometry lives in `depth_estimation.geometry`."""
 
 from __future__ import annotations
 

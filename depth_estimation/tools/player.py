@@ -117,54 +117,55 @@ def image_to_compressed(image: Any, codec: str = 'jpeg', jpeg_quality: int = 95)
 
 # Sources --------------------------------------------------------------------------------------
 
-def _header(frame_id: str) -> Any:
-    from std_msgs.msg import Header
+class FileSource:
+    """A folder or a video: frames read as RGB, with the camera_info the player gives them."""
 
-    return Header(frame_id=frame_id)
+    camera_info: Optional[Any] = None  # from --camera-info or --horizontal-fov
+    frame_id = DEFAULT_FRAME_ID
+
+    def frame(self, time_ns: int, rgb: np.ndarray) -> SourceFrame:
+        from std_msgs.msg import Header
+
+        from depth_estimation.ros.conversions import rgb_to_image
+
+        image = rgb_to_image(rgb, Header(frame_id=self.frame_id))
+        return SourceFrame(time_ns, image, self.camera_info)
 
 
-class FolderSource:
+class FolderSource(FileSource):
     """Images of a folder, sorted by name, at a fixed rate."""
 
-    def __init__(self, folder: Path, camera_info: Optional[Any] = None, fps: float = 10.0,
-                 frame_id: str = DEFAULT_FRAME_ID) -> None:
+    def __init__(self, folder: Path, fps: float = 0.0, frame_id: str = '') -> None:
+        self.frame_id = frame_id or self.frame_id
         self.paths = sorted(p for p in Path(folder).iterdir()
                             if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
             raise PlayerError(f'no {"/".join(IMAGE_SUFFIXES)} images in {folder}')
-        self.camera_info = camera_info
         self.period_ns = int(1e9 / (fps if fps > 0 else 10.0))
-        self.frame_id = frame_id
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        from depth_estimation.ros.conversions import rgb_to_image
         from depth_estimation.samples import read_rgb
 
         for index, path in enumerate(self.paths):
-            image = rgb_to_image(read_rgb(path), _header(self.frame_id))
-            yield SourceFrame(index * self.period_ns, image, self.camera_info)
+            yield self.frame(index * self.period_ns, read_rgb(path))
 
 
-class VideoSource:
+class VideoSource(FileSource):
     """Frames of a video file (OpenCV), timed by the file's own timestamps."""
 
-    def __init__(self, path: Path, camera_info: Optional[Any] = None,
-                 frame_id: str = DEFAULT_FRAME_ID) -> None:
+    def __init__(self, path: Path, frame_id: str = '') -> None:
         import cv2
 
+        self.frame_id = frame_id or self.frame_id
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():
             raise PlayerError(f'OpenCV cannot open the video {path}')
         self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
         capture.release()
         self.path = Path(path)
-        self.camera_info = camera_info
-        self.frame_id = frame_id
 
     def __iter__(self) -> Iterator[SourceFrame]:
         import cv2
-
-        from depth_estimation.ros.conversions import rgb_to_image
 
         capture = cv2.VideoCapture(str(self.path))
         try:
@@ -173,10 +174,8 @@ class VideoSource:
                 ok, bgr = capture.read()
                 if not ok:
                     return
-                time_ns = int(index * 1e9 / self.fps)
-                rgb = np.ascontiguousarray(bgr[..., ::-1])  # (H, W, 3)
-                yield SourceFrame(time_ns, rgb_to_image(rgb, _header(self.frame_id)),
-                                  self.camera_info)
+                yield self.frame(int(index * 1e9 / self.fps),
+                                 np.ascontiguousarray(bgr[..., ::-1]))  # (H, W, 3) RGB
                 index += 1
         finally:
             capture.release()
@@ -280,20 +279,20 @@ class BagSource:
                 yield SourceFrame(int(time_ns), image, latest_info)
 
 
-def open_source(path: Path, camera_info: Optional[Any] = None, fps: float = 0.0,
-                frame_id: str = '', image_topic: Optional[str] = None,
-                camera_info_topic: Optional[str] = None, keep_compressed: bool = False) -> Any:
+def open_source(path: Path, fps: float = 0.0, frame_id: str = '',
+                image_topic: Optional[str] = None, camera_info_topic: Optional[str] = None,
+                keep_compressed: bool = False) -> Any:
     """The source for `path`: a folder, a video file or a bag (by suffix or rosbag2 folder);
     `keep_compressed`: a bag's CompressedImage messages are not decoded."""
     path = Path(path)
     if not path.exists():
         raise PlayerError(f'{path} does not exist')
     if path.is_dir() and not (path / 'metadata.yaml').is_file():
-        return FolderSource(path, camera_info, fps or 10.0, frame_id or DEFAULT_FRAME_ID)
+        return FolderSource(path, fps, frame_id)
     if path.is_dir() or path.suffix.lower() in BAG_SUFFIXES:
         return BagSource(path, image_topic, camera_info_topic, frame_id, keep_compressed)
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSource(path, camera_info, frame_id or DEFAULT_FRAME_ID)
+        return VideoSource(path, frame_id)
     raise PlayerError(f'cannot tell what {path} is: expected a folder of images, a video '
                       f'({", ".join(VIDEO_SUFFIXES)}) or a bag ({", ".join(BAG_SUFFIXES)} or '
                       'a rosbag2 folder)')
@@ -388,9 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[Any]:
+    from std_msgs.msg import Header
+
+    from depth_estimation.pipeline.intrinsics import intrinsics_from_parameters
     from depth_estimation.ros.conversions import (camera_info_from_intrinsics,
                                                   camera_info_from_yaml)
-    from depth_estimation.pipeline.intrinsics import intrinsics_from_parameters
 
     if args.camera_info is not None:
         return camera_info_from_yaml(args.camera_info)
@@ -398,7 +399,7 @@ def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[An
         first = next(iter(source))
         intrinsics = intrinsics_from_parameters(first.image.width, first.image.height,
                                                 horizontal_fov_deg=args.horizontal_fov)
-        return camera_info_from_intrinsics(intrinsics, _header(''))
+        return camera_info_from_intrinsics(intrinsics, Header())
     return None
 
 
@@ -415,9 +416,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(remove_ros_args(['player'] + argv)[1:])
     try:
         compressed = args.transport == 'compressed'
-        source = open_source(args.source, None, args.fps, args.frame_id, args.bag_image_topic,
+        source = open_source(args.source, args.fps, args.frame_id, args.bag_image_topic,
                              args.bag_camera_info_topic, keep_compressed=compressed)
-        if isinstance(source, (FolderSource, VideoSource)):
+        if isinstance(source, FileSource):
             source.camera_info = _camera_info_for_files(args, source)
     except (PlayerError, OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
