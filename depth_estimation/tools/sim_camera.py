@@ -111,10 +111,6 @@ class SimCameraNode(Node):
         super().destroy_node()
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(args: Optional[Sequence[str]] = None) -> int:
     from rclpy.signals import SignalHandlerOptions
 
@@ -124,7 +120,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     # valid for the last log line and the room is freed.
     rclpy.init(args=list(sys.argv if args is None else args),
                signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         node = SimCameraNode()
     except ValueError as error:
