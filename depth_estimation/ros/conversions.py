@@ -21,6 +21,7 @@ from depth_estimation.pipeline.frame import SkippedFrame
 from depth_estimation.pipeline.image_decoding import compressed_to_rgb
 from depth_estimation.pipeline.image_decoding import image_to_rgb as decode_image
 from depth_estimation.pipeline.intrinsics import CameraCalibration
+from depth_estimation.pipeline.laserscan import ScanGeometry
 from depth_estimation.pipeline.refinement import SparseSample
 
 # Encodings rgb_to_image writes: bytes per pixel of each (the node reads many more).
@@ -178,14 +179,13 @@ def stamp_seconds(msg: Any) -> float:
     return int(msg.header.stamp.sec) + int(msg.header.stamp.nanosec) * 1e-9
 
 
-def ranges_to_scan(ranges: np.ndarray, angle_min: float, angle_max: float,
-                   angle_increment: float, range_min: float, range_max: float,
-                   header: Header) -> LaserScan:
-    """A LaserScan with these angles (radians) and ranges (metres, REP 117 NaN / +-Inf kept)."""
+def ranges_to_scan(ranges: np.ndarray, geometry: ScanGeometry, header: Header) -> LaserScan:
+    """A LaserScan of these ranges (metres, REP 117 NaN / +-Inf kept) and angles (radians)."""
     # time_increment and scan_time stay 0: every range comes from the same exposure
-    return LaserScan(header=header, angle_min=float(angle_min), angle_max=float(angle_max),
-                     angle_increment=float(angle_increment), range_min=float(range_min),
-                     range_max=float(range_max),
+    return LaserScan(header=header, angle_min=float(geometry.angle_min),
+                     angle_max=float(geometry.angle_max),
+                     angle_increment=float(geometry.angle_increment),
+                     range_min=float(geometry.range_min), range_max=float(geometry.range_max),
                      ranges=array('f', np.asarray(ranges, dtype=np.float32).tobytes()))
 
 
