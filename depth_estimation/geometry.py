@@ -39,20 +39,22 @@ class Intrinsics:
     @classmethod
     def from_projection(cls, projection: Sequence[float], width: int, height: int) -> Intrinsics:
         """Intrinsics from a row-major 3x4 projection matrix P (12 numbers), as CameraInfo.p."""
-        values = np.asarray(projection, dtype=np.float64).reshape(-1)
-        if values.size != 12:
-            raise ValueError(f'a projection matrix has 12 elements, got {values.size}')
-        return cls(fx=float(values[0]), fy=float(values[5]), cx=float(values[2]),
-                   cy=float(values[6]), width=int(width), height=int(height))
+        return cls._from_matrix(projection, 'projection matrix', 4, width, height)
 
     @classmethod
     def from_k(cls, camera_matrix: Sequence[float], width: int, height: int) -> Intrinsics:
         """Intrinsics from a 3x3 camera matrix K given row-major (9 numbers), as CameraInfo.k."""
-        values = np.asarray(camera_matrix, dtype=np.float64).reshape(-1)
-        if values.size != 9:
-            raise ValueError(f'a camera matrix has 9 elements, got {values.size}')
-        return cls(fx=float(values[0]), fy=float(values[4]), cx=float(values[2]),
-                   cy=float(values[5]), width=int(width), height=int(height))
+        return cls._from_matrix(camera_matrix, 'camera matrix', 3, width, height)
+
+    @classmethod
+    def _from_matrix(cls, numbers: Sequence[float], name: str, columns: int, width: int,
+                     height: int) -> Intrinsics:
+        values = np.asarray(numbers, dtype=np.float64).reshape(-1)
+        if values.size != 3 * columns:
+            raise ValueError(f'a {name} has {3 * columns} elements, got {values.size}')
+        rows = values.reshape(3, columns)
+        return cls(fx=float(rows[0, 0]), fy=float(rows[1, 1]), cx=float(rows[0, 2]),
+                   cy=float(rows[1, 2]), width=int(width), height=int(height))
 
     def scaled(self, width: int, height: int) -> Intrinsics:
         """The same camera seen at another image size (pixel-centre convention of the module)."""

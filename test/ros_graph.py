@@ -80,6 +80,17 @@ def executor_for(context: Context, *nodes: Node) -> SingleThreadedExecutor:
     return executor
 
 
+def camera_driver(context: Context, name: str, outputs: dict[str, type],
+                  image_topic: str = 'image', camera_info_topic: str = 'camera_info') -> tuple:
+    """A node that publishes image and camera_info and collects `outputs`, with its executor:
+    (node, image publisher, camera_info publisher, Collector, executor)."""
+    node = Node(name, context=context)
+    image_publisher = node.create_publisher(Image, image_topic, 10)
+    info_publisher = node.create_publisher(CameraInfo, camera_info_topic, 10)
+    return (node, image_publisher, info_publisher, Collector(node, outputs),
+            executor_for(context, node))
+
+
 def rosout_log(node: Node) -> list:
     """The /rosout lines (rcl_interfaces/Log) `node` receives from now on, as a growing list."""
     from rcl_interfaces.msg import Log

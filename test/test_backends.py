@@ -101,12 +101,17 @@ def engines(tiny_onnx, tmp_path_factory) -> dict[str, Path]:
     return build_engines(tiny_onnx, tmp_path_factory.mktemp('engines'))
 
 
-@pytest.fixture(params=CASES, ids=[c.id for c in CASES])
-def case(request) -> Case:
+def runnable_case(request) -> Case:
+    """The case a fixture is parametrized with; skipped where its backend cannot run here."""
     reason = request.param.skip_reason()
     if reason:
         pytest.skip(reason)
     return request.param
+
+
+@pytest.fixture(params=CASES, ids=[c.id for c in CASES])
+def case(request) -> Case:
+    return runnable_case(request)
 
 
 def case_opener(case, request, engines_fixture: str, onnx: Path, checkpoint: Path,
@@ -301,10 +306,7 @@ CONFIDENCE_CASES = [c for c in CASES if c.id != 'torch-cpu-bf16']
 
 @pytest.fixture(params=CONFIDENCE_CASES, ids=[c.id for c in CONFIDENCE_CASES])
 def confidence_case(request) -> Case:
-    reason = request.param.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    return request.param
+    return runnable_case(request)
 
 
 @pytest.fixture

@@ -11,18 +11,19 @@ docs/install.md (the bounds of test_image_encodings.py).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 import subprocess
 import sys
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 import cv2
 import numpy as np
 import pytest
 import ros_graph  # noqa: F401,I100  (sets the loopback DDS environment before rclpy starts)
-from ros_graph import (Collector, executor_for, header, interrupt, ros_context, ros_environment,
-                       rosout_log, spin_until)
+from ros_graph import (camera_driver, Collector, executor_for, header, interrupt, ros_context,
+                       ros_environment, rosout_log, spin_until)
 from test_image_encodings import (DEPTH_RELATIVE_MAX, DEPTH_RELATIVE_MEAN, encode, expected,
                                   MODEL, RESOURCES)
 
@@ -181,54 +182,57 @@ class Graph:
         return find()
 
 
-def test_every_driver_encoding_gives_the_rgb8_answer(rgb: np.ndarray) -> None:
+@contextmanager
+def running_graph(name: str, **options: str) -> Iterator[Graph]:
+    """A Graph in a ROS context of its own, closed after the block."""
     with ros_context() as context:
-        graph = Graph(context, 'encodings_depth_node')
+        graph = Graph(context, name, **options)
         try:
-            colour = reference_depth(rgb, graph.settings)
-            grey = reference_depth(expected(rgb, 'mono8'), graph.settings)
-            cases = [(encoding, False) for encoding in LOSSLESS + LOSSY]
-            cases += [('rgb8', True), ('mono8', True), ('bgr8', True)]  # byte order: no meaning
-            for encoding, big_endian in cases:
-                name = f'{encoding}{" is_bigendian=1" if big_endian else ""}'
-                outputs = graph.answer(encoded_image(rgb, encoding, big_endian), d435_info())
-                depth = image_to_depth(outputs['depth/image'])  # (480, 640) metres
-                reference = grey if encoding in ('mono8', '8UC1') else colour
-                assert_same_depth(depth, reference, encoding not in LOSSY, name)
-            assert graph.node.statistics.skipped == 0
+            yield graph
         finally:
             graph.close()
+
+
+def test_every_driver_encoding_gives_the_rgb8_answer(rgb: np.ndarray) -> None:
+    with running_graph('encodings_depth_node') as graph:
+        colour = reference_depth(rgb, graph.settings)
+        grey = reference_depth(expected(rgb, 'mono8'), graph.settings)
+        cases = [(encoding, False) for encoding in LOSSLESS + LOSSY]
+        cases += [('rgb8', True), ('mono8', True), ('bgr8', True)]  # byte order: no meaning
+        for encoding, big_endian in cases:
+            name = f'{encoding}{" is_bigendian=1" if big_endian else ""}'
+            outputs = graph.answer(encoded_image(rgb, encoding, big_endian), d435_info())
+            depth = image_to_depth(outputs['depth/image'])  # (480, 640) metres
+            reference = grey if encoding in ('mono8', '8UC1') else colour
+            assert_same_depth(depth, reference, encoding not in LOSSY, name)
+        assert graph.node.statistics.skipped == 0
 
 
 def test_compressed_transport_on_the_remapped_topic_and_corrupt_frames(rgb: np.ndarray) -> None:
-    with ros_context() as context:
-        graph = Graph(context, 'compressed_depth_node', transport='compressed',
-                      remap='/camera/color/image_raw')
-        try:
-            topics = dict(graph.node.get_subscriber_names_and_types_by_node(
-                'compressed_depth_node', ''))
-            assert topics['/camera/color/image_raw/compressed'] == [
-                'sensor_msgs/msg/CompressedImage']
-            assert '/camera/color/image_raw' not in topics
-            reference = reference_depth(rgb, graph.settings)
-            png = graph.answer(compressed_image(rgb, 'png'), d435_info())
-            assert_same_depth(image_to_depth(png['depth/image']), reference, True, 'png')
-            jpeg = graph.answer(compressed_image(rgb, 'jpeg'), d435_info())
-            assert_same_depth(image_to_depth(jpeg['depth/image']), reference, False, 'jpeg')
-            good = compressed_image(rgb, 'jpeg')
-            truncated = CompressedImage(format=good.format, data=bytes(good.data)[:4000])
-            noise = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
-            corrupt = CompressedImage(format='jpeg', data=noise)
-            for bad, reason, fragment in ((truncated, 'truncated', 'truncated JPEG'),
-                                          (corrupt, 'corrupt', 'neither JPEG nor PNG')):
-                graph.skipped(bad, reason)
-                assert graph.logged(f'frame skipped ({reason})', fragment), reason
-                graph.answer(compressed_image(rgb, 'jpeg'), d435_info())  # the next good one
-            # image_transport is read-only while the node runs.
-            assert not graph.node.set_parameters([Parameter('image_transport', value='raw')])[
-                0].successful
-        finally:
-            graph.close()
+    with running_graph('compressed_depth_node', transport='compressed',
+                       remap='/camera/color/image_raw') as graph:
+        topics = dict(graph.node.get_subscriber_names_and_types_by_node(
+            'compressed_depth_node', ''))
+        assert topics['/camera/color/image_raw/compressed'] == [
+            'sensor_msgs/msg/CompressedImage']
+        assert '/camera/color/image_raw' not in topics
+        reference = reference_depth(rgb, graph.settings)
+        png = graph.answer(compressed_image(rgb, 'png'), d435_info())
+        assert_same_depth(image_to_depth(png['depth/image']), reference, True, 'png')
+        jpeg = graph.answer(compressed_image(rgb, 'jpeg'), d435_info())
+        assert_same_depth(image_to_depth(jpeg['depth/image']), reference, False, 'jpeg')
+        good = compressed_image(rgb, 'jpeg')
+        truncated = CompressedImage(format=good.format, data=bytes(good.data)[:4000])
+        noise = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+        corrupt = CompressedImage(format='jpeg', data=noise)
+        for bad, reason, fragment in ((truncated, 'truncated', 'truncated JPEG'),
+                                      (corrupt, 'corrupt', 'neither JPEG nor PNG')):
+            graph.skipped(bad, reason)
+            assert graph.logged(f'frame skipped ({reason})', fragment), reason
+            graph.answer(compressed_image(rgb, 'jpeg'), d435_info())  # the next good one
+        # image_transport is read-only while the node runs.
+        assert not graph.node.set_parameters([Parameter('image_transport', value='raw')])[
+            0].successful
 
 
 def cloud_xyz(cloud: PointCloud2) -> dict[str, np.ndarray]:
@@ -237,79 +241,67 @@ def cloud_xyz(cloud: PointCloud2) -> dict[str, np.ndarray]:
 
 
 def test_roi_and_binning_give_the_intrinsics_of_the_image_received(rgb: np.ndarray) -> None:
-    with ros_context() as context:
-        graph = Graph(context, 'roi_depth_node')
-        try:
-            roi = RegionOfInterest(x_offset=100, y_offset=50, width=320, height=240,
-                                   do_rectify=True)
-            crop = np.ascontiguousarray(rgb[50:290, 100:420])  # (240, 320, 3)
-            outputs = graph.answer(rgb_to_image(crop), d435_info(roi=roi))
-            info = outputs['depth/camera_info']
-            assert (info.width, info.height) == (320, 240)
-            for matrix in (info.k, info.p):  # shifted, not halved
-                assert matrix[0] == pytest.approx(613.2) and matrix[2] == pytest.approx(219.9)
-            assert info.p[6] == pytest.approx(189.1)
-            assert (info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height,
-                    info.roi.do_rectify) == (0, 0, 0, 0, False)
-            assert (info.binning_x, info.binning_y) == (0, 0)
-            # The cloud uses the same intrinsics: x = (u - cx) z / fx.
-            points = cloud_xyz(outputs['points'])
-            finite = np.isfinite(points['z'])
-            columns = np.broadcast_to(np.arange(320, dtype=np.float64), (240, 320))
-            np.testing.assert_allclose(points['x'][finite], ((columns - 219.9) * points['z'] /
-                                                             613.2)[finite], rtol=1e-4,
-                                       atol=1e-5)
+    with running_graph('roi_depth_node') as graph:
+        roi = RegionOfInterest(x_offset=100, y_offset=50, width=320, height=240,
+                               do_rectify=True)
+        crop = np.ascontiguousarray(rgb[50:290, 100:420])  # (240, 320, 3)
+        outputs = graph.answer(rgb_to_image(crop), d435_info(roi=roi))
+        info = outputs['depth/camera_info']
+        assert (info.width, info.height) == (320, 240)
+        for matrix in (info.k, info.p):  # shifted, not halved
+            assert matrix[0] == pytest.approx(613.2) and matrix[2] == pytest.approx(219.9)
+        assert info.p[6] == pytest.approx(189.1)
+        assert (info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height,
+                info.roi.do_rectify) == (0, 0, 0, 0, False)
+        assert (info.binning_x, info.binning_y) == (0, 0)
+        # The cloud uses the same intrinsics: x = (u - cx) z / fx.
+        points = cloud_xyz(outputs['points'])
+        finite = np.isfinite(points['z'])
+        columns = np.broadcast_to(np.arange(320, dtype=np.float64), (240, 320))
+        np.testing.assert_allclose(points['x'][finite], ((columns - 219.9) * points['z'] /
+                                                         613.2)[finite], rtol=1e-4,
+                                   atol=1e-5)
 
-            binned = cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA)
-            outputs = graph.answer(rgb_to_image(binned), d435_info(binning_x=2, binning_y=2))
-            info = outputs['depth/camera_info']
-            assert info.p[0] == pytest.approx(306.6)
-            assert info.p[2] == pytest.approx((319.9 + 0.5) / 2 - 0.5)
-            assert (info.binning_x, info.binning_y) == (0, 0)
-        finally:
-            graph.close()
+        binned = cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA)
+        outputs = graph.answer(rgb_to_image(binned), d435_info(binning_x=2, binning_y=2))
+        info = outputs['depth/camera_info']
+        assert info.p[0] == pytest.approx(306.6)
+        assert info.p[2] == pytest.approx((319.9 + 0.5) / 2 - 0.5)
+        assert (info.binning_x, info.binning_y) == (0, 0)
 
 
 def test_nan_in_p_or_k_and_an_unusable_camera_info(rgb: np.ndarray) -> None:
-    with ros_context() as context:
-        graph = Graph(context, 'nan_depth_node')
-        try:
-            image = rgb_to_image(rgb)
-            nan_p = d435_info()
-            nan_p.p = [613.2, 0.0, float('nan'), 0.0, 0.0, 613.4, float('inf'), 0.0, 0.0, 0.0,
-                       1.0, 0.0]
-            info = graph.answer(image, nan_p)['depth/camera_info']  # K is used
-            np.testing.assert_allclose(info.p, D435_P)
-            np.testing.assert_allclose(info.k, D435_K)
+    with running_graph('nan_depth_node') as graph:
+        image = rgb_to_image(rgb)
+        nan_p = d435_info()
+        nan_p.p = [613.2, 0.0, float('nan'), 0.0, 0.0, 613.4, float('inf'), 0.0, 0.0, 0.0,
+                   1.0, 0.0]
+        info = graph.answer(image, nan_p)['depth/camera_info']  # K is used
+        np.testing.assert_allclose(info.p, D435_P)
+        np.testing.assert_allclose(info.k, D435_K)
 
-            nan_k = d435_info()
-            nan_k.k = [float('nan')] * 9
-            info = graph.answer(rgb_to_image(rgb), nan_k)['depth/camera_info']
-            assert np.all(np.isfinite(info.k)) and np.all(np.isfinite(info.p))
-            np.testing.assert_allclose(info.k, D435_K)
-            assert graph.node.statistics.skipped == 0
-            assert graph.node.statistics.rejected_camera_info == 0
+        nan_k = d435_info()
+        nan_k.k = [float('nan')] * 9
+        info = graph.answer(rgb_to_image(rgb), nan_k)['depth/camera_info']
+        assert np.all(np.isfinite(info.k)) and np.all(np.isfinite(info.p))
+        np.testing.assert_allclose(info.k, D435_K)
+        assert graph.node.statistics.skipped == 0
+        assert graph.node.statistics.rejected_camera_info == 0
 
-            unusable = d435_info()
-            unusable.k, unusable.p = [float('nan')] * 9, [float('inf')] * 12
-            unusable.header = header(graph.stamp_ns, FRAME_ID)
-            graph.info_publisher.publish(unusable)
-            assert spin_until(graph.executor,
-                              lambda: graph.node.statistics.rejected_camera_info == 1)
-            assert graph.logged('camera_info rejected', 'non-finite')
-        finally:
-            graph.close()
+        unusable = d435_info()
+        unusable.k, unusable.p = [float('nan')] * 9, [float('inf')] * 12
+        unusable.header = header(graph.stamp_ns, FRAME_ID)
+        graph.info_publisher.publish(unusable)
+        assert spin_until(graph.executor,
+                          lambda: graph.node.statistics.rejected_camera_info == 1)
+        assert graph.logged('camera_info rejected', 'non-finite')
 
 
 def test_empty_frame_id_is_warned_about_and_answered(rgb: np.ndarray) -> None:
-    with ros_context() as context:
-        graph = Graph(context, 'frame_id_depth_node')
-        try:
-            outputs = graph.answer(rgb_to_image(rgb), d435_info(), frame_id='')
-            assert outputs['depth/image'].header.frame_id == ''
-            assert graph.logged('frame_id is empty')
-        finally:
-            graph.close()
+    with running_graph('frame_id_depth_node') as graph:
+        outputs = graph.answer(rgb_to_image(rgb), d435_info(), frame_id='')
+        assert outputs['depth/image'].header.frame_id == ''
+        assert graph.logged('frame_id is empty')
 
 
 def test_player_compresses_frames_as_image_transport(rgb: np.ndarray) -> None:
@@ -361,11 +353,8 @@ def test_usb_camera_yuyv_stream_through_the_node_process(rgb: np.ndarray) -> Non
                          'camera_info:=/usb_cam/camera_info')
     try:
         with ros_context() as context:
-            camera = Node('usb_cam', context=context)
-            image_publisher = camera.create_publisher(Image, '/usb_cam/image_raw', 10)
-            info_publisher = camera.create_publisher(CameraInfo, '/usb_cam/camera_info', 10)
-            collector = Collector(camera, OUTPUTS)
-            executor = executor_for(context, camera)
+            camera, image_publisher, info_publisher, collector, executor = camera_driver(
+                context, 'usb_cam', OUTPUTS, '/usb_cam/image_raw', '/usb_cam/camera_info')
             assert spin_until(executor, lambda: image_publisher.get_subscription_count() >= 1,
                               timeout=60.0), 'the node process did not subscribe'
             image, info = encoded_image(rgb, 'yuv422_yuy2'), d435_info()

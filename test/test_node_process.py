@@ -10,12 +10,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-from ros_graph import (Collector, FASTDDS_PROFILE, interrupt, ros_context, ros_environment,
+from ros_graph import (camera_driver, FASTDDS_PROFILE, interrupt, ros_context, ros_environment,
                        sample_frames, spin_until, stamped)
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: I100
-from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: I100
 
 from depth_estimation.ros.conversions import rgb_to_image
 
@@ -52,12 +50,8 @@ def test_console_script_node_answers_frames(tiny_onnx, full_size: bool) -> None:
                                stderr=subprocess.STDOUT, text=True)
     try:
         with ros_context() as context:
-            driver = Node('process_test_driver', context=context)
-            image_publisher = driver.create_publisher(Image, 'image', 10)
-            info_publisher = driver.create_publisher(CameraInfo, 'camera_info', 10)
-            collector = Collector(driver, OUTPUTS)
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(driver)
+            driver, image_publisher, info_publisher, collector, executor = camera_driver(
+                context, 'process_test_driver', OUTPUTS)
             assert spin_until(executor, lambda: (
                 image_publisher.get_subscription_count() >= 1
                 and info_publisher.get_subscription_count() >= 1

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 # Levels of diagnostic_msgs/DiagnosticStatus (its byte constants), without importing it.
-OK, WARN, ERROR, STALE = 0, 1, 2, 3
+OK, WARN, ERROR = 0, 1, 2
 
 
 class RateMeter:
@@ -270,18 +270,18 @@ class LogThrottle:
             return self._suppressed.pop(key, 0)
 
 
-class ThrottledLog:
+class ThrottledLog(LogThrottle):
     """A logger that writes each problem (key) at most once per `period` seconds.
 
     `logger` is rclpy's, or anything with `error`, `warning` and `info`.
     """
 
     def __init__(self, logger: Any, period: float) -> None:
-        self.logger, self.period = logger, float(period)
-        self._throttle = LogThrottle(period)
+        super().__init__(period)
+        self.logger = logger
 
     def __call__(self, key: str, message: str, level: str = 'warning') -> None:
-        held = self._throttle.allow(key, time.monotonic())
+        held = self.allow(key, time.monotonic())
         if held is None:
             return
         if held:
@@ -296,4 +296,4 @@ class ThrottledLog:
 
 
 __all__ = ['ERROR', 'FrameStatistics', 'LatencyWindow', 'LogThrottle', 'OK', 'RateMeter',
-           'STALE', 'ThrottledLog', 'valid_share', 'ValidDepthMonitor', 'WARN']
+           'ThrottledLog', 'valid_share', 'ValidDepthMonitor', 'WARN']

@@ -1,9 +1,5 @@
-"""Message <-> numpy conversions for the depth node (sensor_msgs Image, CameraInfo, PointCloud2,
-LaserScan).
-
-Pure functions: they build or read messages and never touch a ROS graph. The geometry itself lives
-in `depth_estimation.geometry`.
-"""
+"""Message <-> numpy conversions of the depth node (Image, CameraInfo, PointCloud2, LaserScan):
+pure functions that never touch a ROS graph; the geometry lives in `depth_estimation.geometry`."""
 
 from __future__ import annotations
 
@@ -25,12 +21,14 @@ from depth_estimation.pipeline.frame import SkippedFrame
 from depth_estimation.pipeline.image_decoding import compressed_to_rgb
 from depth_estimation.pipeline.image_decoding import image_to_rgb as decode_image
 from depth_estimation.pipeline.intrinsics import CameraCalibration
+from depth_estimation.pipeline.laserscan import ScanGeometry
 from depth_estimation.pipeline.refinement import SparseSample
 
 # Encodings rgb_to_image writes: bytes per pixel of each (the node reads many more).
 COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 DEPTH_ENCODING = '32FC1'
 RAW_DEPTH_ENCODING = '16UC1'
+IDENTITY_ROTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # CameraInfo.r: no rectification
 # image_transport name -> the message and the suffix of the resolved `image` topic it arrives on
 IMAGE_TRANSPORTS = {'raw': (Image, ''), 'compressed': (CompressedImage, '/compressed')}
 EMPTY_FRAME_ID = ('image header.frame_id is empty: the outputs carry no frame (set the driver\'s '
@@ -82,16 +80,7 @@ def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None,
         pixels = np.round(rgb.astype(np.float32) @ weights).astype(np.uint8)  # (H, W)
     else:
         raise ValueError(f'cannot write encoding {encoding!r}')
-    pixels = np.ascontiguousarray(pixels)
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = False
-    msg.step = int(msg.width * COLOR_ENCODINGS[encoding])
-    msg.data = _as_uint8_array(pixels.tobytes())
-    return msg
+    return pixels_to_image(np.ascontiguousarray(pixels), header or Header(), encoding)
 
 
 def depth_to_image(depth: np.ndarray, header: Header, keep_infinity: bool = False) -> Image:
@@ -108,7 +97,7 @@ def depth_to_image(depth: np.ndarray, header: Header, keep_infinity: bool = Fals
         if keep_infinity:
             invalid &= ~np.isinf(values)
         values[invalid] = np.nan
-    return _single_channel_image(values, header, DEPTH_ENCODING)
+    return pixels_to_image(values, header, DEPTH_ENCODING)
 
 
 def millimetres_to_image(millimetres: np.ndarray, header: Header) -> Image:
@@ -116,7 +105,7 @@ def millimetres_to_image(millimetres: np.ndarray, header: Header) -> Image:
     millimetres = np.asarray(millimetres)
     if millimetres.ndim != 2 or millimetres.dtype != np.uint16:
         raise ValueError(f'expected uint16 (H, W), got {millimetres.dtype} {millimetres.shape}')
-    return _single_channel_image(millimetres.astype('<u2'), header, RAW_DEPTH_ENCODING)
+    return pixels_to_image(millimetres.astype('<u2'), header, RAW_DEPTH_ENCODING)
 
 
 def image_to_millimetres(msg: Image) -> np.ndarray:
@@ -145,19 +134,14 @@ def float_to_image(values: np.ndarray, header: Header) -> Image:
     values = np.asarray(values)
     if values.ndim != 2:
         raise ValueError(f'expected a map of shape (H, W), got {values.shape}')
-    return _single_channel_image(values.astype('<f4'), header, DEPTH_ENCODING)
+    return pixels_to_image(values.astype('<f4'), header, DEPTH_ENCODING)
 
 
-def _single_channel_image(values: np.ndarray, header: Header, encoding: str) -> Image:
-    """A little-endian (H, W) array -> an Image of that encoding, rows packed (step = W * item)."""
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = int(values.shape[0]), int(values.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = False
-    msg.step = int(msg.width * values.itemsize)
-    msg.data = _as_uint8_array(values.tobytes())
-    return msg
+def pixels_to_image(values: np.ndarray, header: Header, encoding: str) -> Image:
+    """A little-endian (H, W[, C]) array -> an Image of that encoding, rows packed."""
+    return Image(header=header, height=int(values.shape[0]), width=int(values.shape[1]),
+                 encoding=encoding, is_bigendian=False, step=int(values[0].nbytes),
+                 data=_as_uint8_array(values.tobytes()))
 
 
 def sparse_sample_from_image(msg: Image) -> SparseSample:
@@ -195,19 +179,14 @@ def stamp_seconds(msg: Any) -> float:
     return int(msg.header.stamp.sec) + int(msg.header.stamp.nanosec) * 1e-9
 
 
-def ranges_to_scan(ranges: np.ndarray, angle_min: float, angle_max: float,
-                   angle_increment: float, range_min: float, range_max: float,
-                   header: Header) -> LaserScan:
-    """A LaserScan with these angles (radians) and ranges (metres, REP 117 NaN / +-Inf kept)."""
-    msg = LaserScan()
-    msg.header = header
-    msg.angle_min, msg.angle_max = float(angle_min), float(angle_max)
-    msg.angle_increment = float(angle_increment)
-    msg.time_increment = 0.0  # every range comes from the same exposure
-    msg.scan_time = 0.0
-    msg.range_min, msg.range_max = float(range_min), float(range_max)
-    msg.ranges = array('f', np.asarray(ranges, dtype=np.float32).tobytes())
-    return msg
+def ranges_to_scan(ranges: np.ndarray, geometry: ScanGeometry, header: Header) -> LaserScan:
+    """A LaserScan of these ranges (metres, REP 117 NaN / +-Inf kept) and angles (radians)."""
+    # time_increment and scan_time stay 0: every range comes from the same exposure
+    return LaserScan(header=header, angle_min=float(geometry.angle_min),
+                     angle_max=float(geometry.angle_max),
+                     angle_increment=float(geometry.angle_increment),
+                     range_min=float(geometry.range_min), range_max=float(geometry.range_max),
+                     ranges=array('f', np.asarray(ranges, dtype=np.float32).tobytes()))
 
 
 def image_to_depth(msg: Image) -> np.ndarray:
@@ -250,31 +229,22 @@ def depth_camera_info(info: CameraInfo, width: int, height: int,
     k, p = (projection_for_image(matrix.reshape(-1), calibration.width, calibration.height,
                                  width, height, calibration.roi, calibration.binning_x,
                                  calibration.binning_y) for matrix in matrices)
-    out = CameraInfo()
-    out.header = header if header is not None else info.header
-    out.width, out.height = int(width), int(height)
-    out.distortion_model = info.distortion_model
-    out.d = [float(v) for v in info.d]
-    out.k = [float(v) for v in k.reshape(-1)]
-    out.r = [float(v) for v in info.r]
-    if not any(out.r) or not np.all(np.isfinite(out.r)):
-        out.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    out.p = [float(v) for v in p.reshape(-1)]
-    return out
+    rotation = [float(v) for v in info.r]
+    if not any(rotation) or not np.all(np.isfinite(rotation)):
+        rotation = IDENTITY_ROTATION
+    return CameraInfo(header=header if header is not None else info.header, width=int(width),
+                      height=int(height), distortion_model=info.distortion_model,
+                      d=[float(v) for v in info.d], k=[float(v) for v in k.reshape(-1)],
+                      r=rotation, p=[float(v) for v in p.reshape(-1)])
 
 
 def camera_info_from_intrinsics(intrinsics: Intrinsics, header: Header) -> CameraInfo:
     """A CameraInfo (plumb_bob, no distortion, identity R, P = [K | 0]) for pinhole intrinsics."""
-    info = CameraInfo()
-    info.header = header
-    info.width, info.height = int(intrinsics.width), int(intrinsics.height)
-    info.distortion_model = 'plumb_bob'
-    info.d = [0.0] * 5
-    info.k = [float(v) for v in intrinsics.camera_matrix().reshape(-1)]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [intrinsics.fx, 0.0, intrinsics.cx, 0.0, 0.0, intrinsics.fy, intrinsics.cy, 0.0,
-              0.0, 0.0, 1.0, 0.0]
-    return info
+    fx, fy, cx, cy = intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy
+    return CameraInfo(header=header, width=int(intrinsics.width), height=int(intrinsics.height),
+                      distortion_model='plumb_bob', d=[0.0] * 5, r=IDENTITY_ROTATION,
+                      k=[float(v) for v in intrinsics.camera_matrix().reshape(-1)],
+                      p=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
 
 
 def points_to_cloud(points: np.ndarray, header: Header,
@@ -282,17 +252,11 @@ def points_to_cloud(points: np.ndarray, header: Header,
     """Organized points (H, W, 3) [+ RGB uint8 (H, W, 3)] -> PointCloud2, is_dense False."""
     fields, point_step, data = pack_cloud(points, rgb)
     height, width = int(points.shape[0]), int(points.shape[1])
-    msg = PointCloud2()
-    msg.header = header
-    msg.height, msg.width = height, width
-    msg.fields = [PointField(name=name, offset=offset, datatype=datatype, count=1)
-                  for name, offset, datatype in fields]
-    msg.is_bigendian = False
-    msg.point_step = point_step
-    msg.row_step = point_step * width
-    msg.is_dense = False
-    msg.data = _as_uint8_array(data)
-    return msg
+    return PointCloud2(header=header, height=height, width=width, is_bigendian=False,
+                       fields=[PointField(name=name, offset=offset, datatype=datatype, count=1)
+                               for name, offset, datatype in fields],
+                       point_step=point_step, row_step=point_step * width, is_dense=False,
+                       data=_as_uint8_array(data))
 
 
 def depth_to_cloud(depth: np.ndarray, info: CameraInfo, header: Header,
@@ -304,18 +268,14 @@ def depth_to_cloud(depth: np.ndarray, info: CameraInfo, header: Header,
 
 def camera_info_from_dict(data: Mapping[str, Any], header: Optional[Header] = None) -> CameraInfo:
     """A parsed ROS camera_info YAML (camera_calibration_parsers format) -> CameraInfo."""
-    info = CameraInfo()
-    if header is not None:
-        info.header = header
-    info.width = int(data['image_width'])
-    info.height = int(data['image_height'])
-    info.distortion_model = str(data.get('distortion_model', 'plumb_bob'))
-    info.k = [float(v) for v in data['camera_matrix']['data']]
-    info.d = [float(v) for v in data.get('distortion_coefficients', {}).get('data', [])]
-    info.r = [float(v) for v in data.get('rectification_matrix', {}).get(
-        'data', [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])]
-    info.p = [float(v) for v in data['projection_matrix']['data']]
-    return info
+    rotation = data.get('rectification_matrix', {}).get('data', IDENTITY_ROTATION)
+    return CameraInfo(
+        header=header or Header(), width=int(data['image_width']),
+        height=int(data['image_height']),
+        distortion_model=str(data.get('distortion_model', 'plumb_bob')),
+        k=[float(v) for v in data['camera_matrix']['data']],
+        d=[float(v) for v in data.get('distortion_coefficients', {}).get('data', [])],
+        r=[float(v) for v in rotation], p=[float(v) for v in data['projection_matrix']['data']])
 
 
 def camera_info_from_yaml(path: Union[str, Path], header: Optional[Header] = None) -> CameraInfo:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 import time
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Union
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -24,20 +24,6 @@ def model_identity(model_path: Union[str, Path], description: Mapping[str, Any])
     return identity
 
 
-def diagnostic_array(stamp: Any, name: str, hardware_id: str, level: int, message: str,
-                     values: Sequence[tuple[str, str]]) -> DiagnosticArray:
-    """One DiagnosticArray holding one status built from `FrameStatistics.report()`.
-
-    `stamp` is a builtin_interfaces/Time (the node clock's now).
-    """
-    status = DiagnosticStatus(level=bytes([level]), name=name, message=message,
-                              hardware_id=hardware_id,
-                              values=[KeyValue(key=key, value=value) for key, value in values])
-    array = DiagnosticArray(status=[status])
-    array.header.stamp = stamp
-    return array
-
-
 def node_diagnostics(stamp: Any, name: str, statistics: FrameStatistics, refiner: Optional[Any],
                      settings: Any, active: bool, identity: Mapping[str, str]
                      ) -> DiagnosticArray:
@@ -49,7 +35,11 @@ def node_diagnostics(stamp: Any, name: str, statistics: FrameStatistics, refiner
         if warning and level == OK:
             level, message = WARN, warning
     hardware_id = f'{identity.get("backend", "")} {identity.get("model", "")}'.strip()
-    return diagnostic_array(stamp, name, hardware_id, level, message, values)
+    array = DiagnosticArray(status=[DiagnosticStatus(
+        level=bytes([level]), name=name, message=message, hardware_id=hardware_id,
+        values=[KeyValue(key=key, value=value) for key, value in values])])
+    array.header.stamp = stamp  # builtin_interfaces/Time: the node clock's now
+    return array
 
 
-__all__ = ['diagnostic_array', 'model_identity', 'node_diagnostics']
+__all__ = ['model_identity', 'node_diagnostics']

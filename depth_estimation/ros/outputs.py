@@ -135,12 +135,10 @@ class ScanStage(OutputStage):
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         if frame.scan_ranges is None:
             return
-        geometry = frame.scan_geometry
         scan_header = Header(stamp=header.stamp,
                              frame_id=frame.settings.scan_frame_id or header.frame_id)
-        self.publishers['scan_out'].publish(ranges_to_scan(
-            frame.scan_ranges, geometry.angle_min, geometry.angle_max, geometry.angle_increment,
-            geometry.range_min, geometry.range_max, scan_header))
+        self.publishers['scan_out'].publish(ranges_to_scan(frame.scan_ranges,
+                                                           frame.scan_geometry, scan_header))
 
 
 OUTPUT_STAGES: tuple[type[OutputStage], ...] = (

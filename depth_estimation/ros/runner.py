@@ -3,10 +3,11 @@ ignored from a background shell), and bad `--ros-args` give one error line, not 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 import re
 import signal
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -47,18 +48,32 @@ def run_node(make_node: Callable[[], Any], name: str, refused: type[Exception],
             rclpy.logging.get_logger(name).error(str(error))
         rclpy.try_shutdown()
         return 1 if isinstance(error, refused) else 0
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
+    with shut_down_after(node) as executor:
         while rclpy.ok():  # short waits so KeyboardInterrupt is raised promptly
             executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
     return 0
 
 
-__all__ = ['argument_error', 'run_node']
+@contextmanager
+def shut_down_after(node: Any, summary: Optional[Callable[[], str]] = None
+                    ) -> Iterator[SingleThreadedExecutor]:
+    """An executor of `node` for the block, which Ctrl-C or an external shutdown end quietly.
+
+    After the block, however it ends, `summary()` is logged (when given) and the executor, the
+    node and rclpy are shut down.
+    """
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        yield executor
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if summary is not None:
+            node.get_logger().info(summary())
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+__all__ = ['argument_error', 'run_node', 'shut_down_after']

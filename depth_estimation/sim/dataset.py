@@ -192,6 +192,15 @@ def write_dataset(output: Path, scenes: int, frames_per_scene: int, seed: int = 
     return output
 
 
+def add_room_options(parser: argparse.ArgumentParser, seed: int, frames_per_scene: int,
+                     seed_note: str = '') -> None:
+    """--seed and --frames-per-scene: which family of simulated rooms, and frames per room."""
+    parser.add_argument('--seed', type=int, default=seed,
+                        help=f'simulated room family (default {seed}{seed_note})')
+    parser.add_argument('--frames-per-scene', type=int, default=frames_per_scene,
+                        help=f'simulated frames per room (default {frames_per_scene})')
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         'simulate', help='render simulated indoor rooms into an RGB-D folder dataset',
@@ -200,9 +209,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'and train/val/test splits by scene.')
     parser.add_argument('--out', type=Path, required=True, help='new (or empty) output folder')
     parser.add_argument('--scenes', type=int, default=40, help='number of rooms (default 40)')
-    parser.add_argument('--frames-per-scene', type=int, default=50,
-                        help='frames per room (default 50)')
-    parser.add_argument('--seed', type=int, default=0, help='room family seed (default 0)')
+    add_room_options(parser, seed=0, frames_per_scene=50)
     parser.add_argument('--interval', type=float, default=0.5,
                         help='simulated seconds between frames (default 0.5: 15 to 25 cm apart)')
     parser.add_argument('--render-size', type=size_argument(), default=(480, 640),

@@ -1,25 +1,14 @@
 """`depth_estimation_player`: publish `image` + `camera_info` from a folder, a video or a bag.
 
-Sources
-- an image folder (png, jpg, jpeg, bmp; sorted by name) at `--fps` (default 10);
-- a video file read with OpenCV at its own frame rate (or `--fps`);
-- a bag read with `rosbags`' AnyReader: rosbag2 (sqlite3 .db3 or .mcap, the bag directory or the
-  file) or a ROS 1 .bag, read directly (no conversion needed). The image topic is picked
-  automatically (a sensor_msgs/Image or CompressedImage topic, colour before depth) unless
-  `--bag-image-topic` names it; the CameraInfo topic nearest to it likewise
-  (`--bag-camera-info-topic`). Played at the recorded timing times `--rate`, or at `--fps`.
+Sources: an image folder (sorted by name, at `--fps`, default 10), a video file (OpenCV, at its
+own frame rate or `--fps`), or a bag read with `rosbags`' AnyReader (rosbag2 .db3 / .mcap, or
+ROS 1 .bag) at its recorded timing times `--rate`. A bag's image topic (Image or CompressedImage,
+colour before depth) and the CameraInfo topic nearest to it are picked unless named.
 
-camera_info is published just before each image with the image's header (so the node matches it by
-stamp); for folders and videos it comes from `--camera-info` (a ROS calibration YAML) or
-`--horizontal-fov`, else none is published. Stamps are the current time unless `--keep-stamps`.
-`--loop` starts over at the end. Publishers use the sensor-data QoS (best effort, like camera
-drivers) unless `--reliable`.
-
-`--transport compressed` publishes sensor_msgs/CompressedImage on `<image>/compressed` (the
-resolved, remapped `image` topic, as image_transport's compressed plugin names it) instead of Image
-on `image`: a bag's CompressedImage messages go out as recorded; other frames are encoded as JPEG
-(`--jpeg-quality`, default 95) or PNG (`--compressed-format png`), with image_transport's format
-string (`bgr8; jpeg compressed bgr8`).
+camera_info goes out just before each image with the image's header, so the node matches it by
+stamp; a folder or a video gets it from `--camera-info` or `--horizontal-fov`, else none.
+`--transport compressed` publishes CompressedImage on `<image>/compressed` (the resolved `image`
+topic, as image_transport names it): a bag's as recorded, other frames as JPEG or PNG.
 
 Example:
     depth_estimation_player recording.bag \
@@ -97,21 +86,16 @@ def to_rclpy(source: Any, message_type: type) -> Any:
 def compressed_to_image(source: Any, header: Any) -> Any:
     """A rosbags CompressedImage (jpeg/png) -> rclpy Image bgr8 (or mono8) with `header`."""
     import cv2
-    from sensor_msgs.msg import Image
 
-    from depth_estimation.ros.conversions import _as_uint8_array
+    from depth_estimation.ros.conversions import pixels_to_image
 
     pixels = cv2.imdecode(np.asarray(source.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise PlayerError(f'cannot decode a compressed image of format {source.format!r}')
     if pixels.dtype != np.uint8:
         raise PlayerError(f'compressed image decodes to {pixels.dtype}, expected 8-bit colour')
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}[channels]
-    message = Image(header=header, height=int(pixels.shape[0]), width=int(pixels.shape[1]),
-                    encoding=encoding, is_bigendian=False, step=int(pixels.shape[1] * channels))
-    message.data = _as_uint8_array(np.ascontiguousarray(pixels).tobytes())
-    return message
+    encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}[1 if pixels.ndim == 2 else pixels.shape[2]]
+    return pixels_to_image(np.ascontiguousarray(pixels), header, encoding)
 
 
 def image_to_compressed(image: Any, codec: str = 'jpeg', jpeg_quality: int = 95) -> Any:
@@ -133,54 +117,55 @@ def image_to_compressed(image: Any, codec: str = 'jpeg', jpeg_quality: int = 95)
 
 # Sources --------------------------------------------------------------------------------------
 
-def _header(frame_id: str) -> Any:
-    from std_msgs.msg import Header
+class FileSource:
+    """A folder or a video: frames read as RGB, with the camera_info the player gives them."""
 
-    return Header(frame_id=frame_id)
+    camera_info: Optional[Any] = None  # from --camera-info or --horizontal-fov
+    frame_id = DEFAULT_FRAME_ID
+
+    def frame(self, time_ns: int, rgb: np.ndarray) -> SourceFrame:
+        from std_msgs.msg import Header
+
+        from depth_estimation.ros.conversions import rgb_to_image
+
+        image = rgb_to_image(rgb, Header(frame_id=self.frame_id))
+        return SourceFrame(time_ns, image, self.camera_info)
 
 
-class FolderSource:
+class FolderSource(FileSource):
     """Images of a folder, sorted by name, at a fixed rate."""
 
-    def __init__(self, folder: Path, camera_info: Optional[Any] = None, fps: float = 10.0,
-                 frame_id: str = DEFAULT_FRAME_ID) -> None:
+    def __init__(self, folder: Path, fps: float = 0.0, frame_id: str = '') -> None:
+        self.frame_id = frame_id or self.frame_id
         self.paths = sorted(p for p in Path(folder).iterdir()
                             if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
             raise PlayerError(f'no {"/".join(IMAGE_SUFFIXES)} images in {folder}')
-        self.camera_info = camera_info
         self.period_ns = int(1e9 / (fps if fps > 0 else 10.0))
-        self.frame_id = frame_id
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        from depth_estimation.ros.conversions import rgb_to_image
         from depth_estimation.samples import read_rgb
 
         for index, path in enumerate(self.paths):
-            image = rgb_to_image(read_rgb(path), _header(self.frame_id))
-            yield SourceFrame(index * self.period_ns, image, self.camera_info)
+            yield self.frame(index * self.period_ns, read_rgb(path))
 
 
-class VideoSource:
+class VideoSource(FileSource):
     """Frames of a video file (OpenCV), timed by the file's own timestamps."""
 
-    def __init__(self, path: Path, camera_info: Optional[Any] = None,
-                 frame_id: str = DEFAULT_FRAME_ID) -> None:
+    def __init__(self, path: Path, frame_id: str = '') -> None:
         import cv2
 
+        self.frame_id = frame_id or self.frame_id
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():
             raise PlayerError(f'OpenCV cannot open the video {path}')
         self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
         capture.release()
         self.path = Path(path)
-        self.camera_info = camera_info
-        self.frame_id = frame_id
 
     def __iter__(self) -> Iterator[SourceFrame]:
         import cv2
-
-        from depth_estimation.ros.conversions import rgb_to_image
 
         capture = cv2.VideoCapture(str(self.path))
         try:
@@ -189,10 +174,8 @@ class VideoSource:
                 ok, bgr = capture.read()
                 if not ok:
                     return
-                time_ns = int(index * 1e9 / self.fps)
-                rgb = np.ascontiguousarray(bgr[..., ::-1])  # (H, W, 3)
-                yield SourceFrame(time_ns, rgb_to_image(rgb, _header(self.frame_id)),
-                                  self.camera_info)
+                yield self.frame(int(index * 1e9 / self.fps),
+                                 np.ascontiguousarray(bgr[..., ::-1]))  # (H, W, 3) RGB
                 index += 1
         finally:
             capture.release()
@@ -296,20 +279,20 @@ class BagSource:
                 yield SourceFrame(int(time_ns), image, latest_info)
 
 
-def open_source(path: Path, camera_info: Optional[Any] = None, fps: float = 0.0,
-                frame_id: str = '', image_topic: Optional[str] = None,
-                camera_info_topic: Optional[str] = None, keep_compressed: bool = False) -> Any:
+def open_source(path: Path, fps: float = 0.0, frame_id: str = '',
+                image_topic: Optional[str] = None, camera_info_topic: Optional[str] = None,
+                keep_compressed: bool = False) -> Any:
     """The source for `path`: a folder, a video file or a bag (by suffix or rosbag2 folder);
     `keep_compressed`: a bag's CompressedImage messages are not decoded."""
     path = Path(path)
     if not path.exists():
         raise PlayerError(f'{path} does not exist')
     if path.is_dir() and not (path / 'metadata.yaml').is_file():
-        return FolderSource(path, camera_info, fps or 10.0, frame_id or DEFAULT_FRAME_ID)
+        return FolderSource(path, fps, frame_id)
     if path.is_dir() or path.suffix.lower() in BAG_SUFFIXES:
         return BagSource(path, image_topic, camera_info_topic, frame_id, keep_compressed)
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSource(path, camera_info, frame_id or DEFAULT_FRAME_ID)
+        return VideoSource(path, frame_id)
     raise PlayerError(f'cannot tell what {path} is: expected a folder of images, a video '
                       f'({", ".join(VIDEO_SUFFIXES)}) or a bag ({", ".join(BAG_SUFFIXES)} or '
                       'a rosbag2 folder)')
@@ -356,6 +339,16 @@ def play(source: Any, publish: Callable[[SourceFrame], None], rate: float = 1.0,
         elapsed_before = last_offset + period
 
 
+def add_camera_info_options(parser: argparse.ArgumentParser, horizontal_fov: float) -> None:
+    """--camera-info and --horizontal-fov: the camera_info that goes with a folder or a video."""
+    parser.add_argument('--camera-info', type=Path, default=None,
+                        help='ROS camera_info YAML for a folder or a video')
+    parser.add_argument('--horizontal-fov', type=float, default=horizontal_fov,
+                        help='degrees; a pinhole camera_info for a folder or a video without '
+                             '--camera-info' + (f' (default {horizontal_fov:g})'
+                                                if horizontal_fov else ''))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='depth_estimation_player',
@@ -371,10 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--loop', action='store_true', help='start over at the end')
     parser.add_argument('--max-frames', type=int, default=0, help='stop after N frames (0: no '
                         'limit)')
-    parser.add_argument('--camera-info', type=Path, default=None, help='ROS camera_info YAML for '
-                        'folders and videos')
-    parser.add_argument('--horizontal-fov', type=float, default=0.0, help='degrees; a pinhole '
-                        'camera_info for folders and videos without --camera-info')
+    add_camera_info_options(parser, horizontal_fov=0.0)
     parser.add_argument('--frame-id', default='', help='frame id of the published headers '
                         f'(default: the bag\'s, or {DEFAULT_FRAME_ID})')
     parser.add_argument('--keep-stamps', action='store_true', help='keep the recorded stamps '
@@ -397,9 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[Any]:
+    from std_msgs.msg import Header
+
+    from depth_estimation.pipeline.intrinsics import intrinsics_from_parameters
     from depth_estimation.ros.conversions import (camera_info_from_intrinsics,
                                                   camera_info_from_yaml)
-    from depth_estimation.pipeline.intrinsics import intrinsics_from_parameters
 
     if args.camera_info is not None:
         return camera_info_from_yaml(args.camera_info)
@@ -407,7 +399,7 @@ def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[An
         first = next(iter(source))
         intrinsics = intrinsics_from_parameters(first.image.width, first.image.height,
                                                 horizontal_fov_deg=args.horizontal_fov)
-        return camera_info_from_intrinsics(intrinsics, _header(''))
+        return camera_info_from_intrinsics(intrinsics, Header())
     return None
 
 
@@ -418,13 +410,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from rclpy.utilities import remove_ros_args
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+    from depth_estimation.ros.runner import shut_down_after
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(remove_ros_args(['player'] + argv)[1:])
     try:
         compressed = args.transport == 'compressed'
-        source = open_source(args.source, None, args.fps, args.frame_id, args.bag_image_topic,
+        source = open_source(args.source, args.fps, args.frame_id, args.bag_image_topic,
                              args.bag_camera_info_topic, keep_compressed=compressed)
-        if isinstance(source, (FolderSource, VideoSource)):
+        if isinstance(source, FileSource):
             source.camera_info = _camera_info_for_files(args, source)
     except (PlayerError, OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
@@ -455,7 +449,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.monotonic()
     published = 0
     code = 0
-    try:  # Ctrl-C while waiting for a subscriber or playing ends the same clean way
+
+    def summary() -> str:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        return (f'published {published} frames in {elapsed:.1f} s'
+                f'{f" ({published / elapsed:.1f} frames/s)" if published else ""}')
+
+    with shut_down_after(node, summary):  # Ctrl-C while waiting or playing ends the same way
         if args.wait_for_subscriber > 0:
             node.get_logger().info(f'waiting up to {args.wait_for_subscriber:g} s for a '
                                    f'subscriber on {image_publisher.topic_name}')
@@ -465,19 +465,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         node.get_logger().info(f'playing {describe} on {image_publisher.topic_name}'
                                f'{" (loop)" if args.loop else ""}')
         started = time.monotonic()
-        published = play(source, publish, rate=args.rate, fps=args.fps, loop=args.loop,
-                         max_frames=args.max_frames, keep_running=rclpy.ok)
-    except KeyboardInterrupt:
-        pass
-    except PlayerError as error:
-        node.get_logger().error(str(error))
-        code = 2
-    finally:
-        elapsed = max(time.monotonic() - started, 1e-9)
-        node.get_logger().info(f'published {published} frames in {elapsed:.1f} s'
-                               f'{f" ({published / elapsed:.1f} frames/s)" if published else ""}')
-        node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            published = play(source, publish, rate=args.rate, fps=args.fps, loop=args.loop,
+                             max_frames=args.max_frames, keep_running=rclpy.ok)
+        except PlayerError as error:
+            node.get_logger().error(str(error))
+            code = 2
     return code
 
 

@@ -15,6 +15,7 @@ from typing import Iterator, Mapping, Optional
 
 # The workbench's domains: 101..200, clear of the test suite's 1..100 (test/ros_graph.py).
 FIRST_DOMAIN_ID = 101
+DDS_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'ROS_DOMAIN_ID')
 
 
 def loopback_dds_profile() -> Path:
@@ -28,33 +29,25 @@ def loopback_dds_profile() -> Path:
     return path
 
 
-def ros_environment(base: Optional[Mapping[str, str]] = None,
-                    domain_id: Optional[int] = None) -> dict[str, str]:
-    """A copy of `base` (default: this process's environment) set up for loopback-only ROS 2.
-
-    Fast DDS reads the loopback profile; `ROS_DOMAIN_ID` is `domain_id`, else the one `base`
-    already has, else one of 101..200 picked from this process's id.
-    """
-    environment = dict(os.environ if base is None else base)
+def ros_environment() -> dict[str, str]:
+    """This process's environment set up for loopback-only ROS 2: Fast DDS reads the loopback
+    profile; `ROS_DOMAIN_ID` is the one already set, else one of 101..200 from the process id."""
+    environment = dict(os.environ)
     environment['FASTDDS_DEFAULT_PROFILES_FILE'] = str(loopback_dds_profile())
-    if domain_id is not None:
-        environment['ROS_DOMAIN_ID'] = str(domain_id)
     environment.setdefault('ROS_DOMAIN_ID', str(FIRST_DOMAIN_ID + os.getpid() % 100))
     environment.setdefault('PYTHONUNBUFFERED', '1')
     return environment
 
 
 @contextmanager
-def applied_environment(environment: Mapping[str, str],
-                        names: tuple[str, ...] = ('FASTDDS_DEFAULT_PROFILES_FILE',
-                                                  'ROS_DOMAIN_ID')) -> Iterator[None]:
-    """Within the block, this process has `environment`'s values of `names`; restored after.
+def applied_environment(environment: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, this process has `environment`'s DDS profile and ROS_DOMAIN_ID.
 
     Fast DDS reads its profile when the first node of an rclpy context is created: create it here.
     """
-    saved = {name: os.environ.get(name) for name in names}
+    saved = {name: os.environ.get(name) for name in DDS_VARIABLES}
     try:
-        for name in names:
+        for name in DDS_VARIABLES:
             os.environ[name] = environment[name]
         yield
     finally:

@@ -107,9 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
     from rclpy.utilities import remove_ros_args
+
+    from depth_estimation.ros.runner import shut_down_after
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(remove_ros_args(['recorder'] + argv)[1:])
@@ -122,11 +123,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
         return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+
+    def close_bag() -> str:  # the summary line
+        recorder.close()
+        counts = ', '.join(f'{topic} {count}' for topic, count in recorder.counts.items())
+        return f'wrote {args.output}: {counts or "no messages"}'
+
     started = time.monotonic()
     next_poll = started
-    try:
+    with shut_down_after(node, close_bag) as executor:
         while rclpy.ok():
             now = time.monotonic()
             if now >= next_poll:
@@ -138,15 +143,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.max_messages and sum(recorder.counts.values()) >= args.max_messages:
                 break
             executor.spin_once(timeout_sec=0.05)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        recorder.close()
-        counts = ', '.join(f'{topic} {count}' for topic, count in recorder.counts.items())
-        node.get_logger().info(f'wrote {args.output}: {counts or "no messages"}')
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
     return 0
 
 

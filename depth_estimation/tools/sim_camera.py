@@ -111,37 +111,25 @@ class SimCameraNode(Node):
         super().destroy_node()
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(args: Optional[Sequence[str]] = None) -> int:
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+
+    from depth_estimation.ros.runner import shut_down_after
 
     # SIGINT/SIGTERM raise KeyboardInterrupt (as in the depth node), so the context is still
     # valid for the last log line and the room is freed.
     rclpy.init(args=list(sys.argv if args is None else args),
                signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         node = SimCameraNode()
     except ValueError as error:
         print(f'depth_estimation_sim_camera: error: {error}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
+    with shut_down_after(node, lambda: f'published {node.published} frames') as executor:
         while rclpy.ok() and not node.done:
             executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.get_logger().info(f'published {node.published} frames')
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
     return 0
 
 

@@ -3,35 +3,16 @@
     source --image, camera_info--> depth_estimation_node (ONNX Runtime, CPU) --depth/image,
     depth/camera_info, points--> this process (metrics, MCAP recording, images, report)
 
-Sources (`--source`):
-- `sequence` (default; `sequence:<name>` for another shipped one): a real RGB-D sequence shipped
-  in `depth_estimation/resources/sequences/` (TUM RGB-D fr2_desk: 25 frames, 640x480, CC BY 4.0),
-  published from this process as a camera (image + camera_info with its intrinsics), looped, at
-  most at its own 15 frames/s and paced by the node (the next frame goes out once the previous
-  one is answered). Accuracy (delta1, REL, RMSE) is measured live against the sensor's depth of
-  the same frame (matched by stamp).
-- `sim`: `depth_estimation_sim_camera` in its own process: procedurally generated rooms seen
-  from a moving robot, with exact ground-truth depth on `ground_truth/depth`, measured the same
-  way.
-- `samples`: the real frames shipped in `depth_estimation/resources/samples/` with their
-  camera_info, published from this process (no ground truth).
-- `topic:<name>`: a running camera; the node reads `<name>` and the `camera_info` beside it.
-- `video:<path>`, `bag:<path>`: played by `depth_estimation_player` in its own process (looped).
+Sources (`--source`, `sources.py`): `sequence` (default; `sequence:<name>` for another shipped
+one), a real RGB-D sequence published from this process as a camera, looped and paced by the node,
+scored against the sensor depth of the same frame; `sim`, the simulated camera in its own process
+with exact ground truth; `samples` (no ground truth); `topic:<name>`, a running camera;
+`video:<path>` and `bag:<path>`, played by `depth_estimation_player`. The model: `model.py`.
 
-Model (`--model`): default the package's default model (`depth-estimation models --default`);
-if it is absent, the `tiny` preset with random weights, with a loud warning (the pipeline runs;
-its depth is noise). Accuracy counts pixels whose truth lies in the model's depth range (from
-its metadata).
-An `.onnx` with its metadata is used as is; one of our checkpoints, official ZoeDepth weights
-(.pt) or a Hugging Face directory is converted and exported to ONNX first (once, cached in
-`<output>/model/`).
-
-Latency is measured from the image's stamp (when the source made the frame) to the arrival of
-its depth here; throughput is depth frames per second. The node answers the newest image and
-drops those that arrive while it is busy, as a live camera needs. Everything the run makes goes to
-`--output` (default outputs/demo): report.md (+ latency.png, error_histogram.png, panel.png),
-summary.json, depth_NN.png and points_NN.png snapshots, the MCAP recording (rosbag2 folder
-`recording/`) and the logs of the processes it started.
+Latency runs from the image's stamp to the arrival of its depth here; throughput is depth frames
+per second. The node answers the newest image and drops those that arrive while it is busy. The
+run writes to `--output` (default outputs/demo): report.md with its plots, summary.json,
+snapshots, the MCAP recording (`recording/`) and the logs of the processes it started.
 """
 
 from __future__ import annotations
@@ -45,10 +26,12 @@ import time
 from typing import Any, Optional
 
 from depth_estimation.artifacts import read_metadata
+from depth_estimation.sim.dataset import add_room_options
 from depth_estimation.tools.demo.accuracy import DemoStatistics
 from depth_estimation.tools.demo.graph import DemoGraph, FramePublisher, load_frames
 from depth_estimation.tools.demo.model import ModelChoice, prepare_model, RANDOM_BANNER
 from depth_estimation.tools.demo.report import write_plots, write_report, write_snapshot_images
+from depth_estimation.tools.player import add_camera_info_options
 from depth_estimation.tools.demo.sources import node_command, NODE_NAME, Source, source_command
 from depth_estimation.tools.processes import applied_environment, first_failure, Process, \
     ros_environment
@@ -83,20 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              '15 for fr2_desk, paced by the node; sim, samples and video: 2, '
                              'about what two cores sustain while also rendering; the node '
                              'drops what it cannot keep up with)')
-    parser.add_argument('--seed', type=int, default=1,
-                        help='sim room family (default 1; the demo model was trained on 0)')
-    parser.add_argument('--frames-per-scene', type=int, default=40,
-                        help='sim frames before the next room (default 40)')
+    add_room_options(parser, seed=1, frames_per_scene=40,
+                     seed_note='; the demo model was trained on 0')
     parser.add_argument('--output', type=Path, default=DEFAULT_OUTPUT,
                         help='output folder (default outputs/demo)')
     parser.add_argument('--num-threads', type=int, default=1,
                         help='CPU threads of the node\'s backend (default 1: this process '
                              'and the source run on the other core; 0: the backend\'s default)')
-    parser.add_argument('--camera-info', type=Path, default=None,
-                        help='camera_info YAML for a video source')
-    parser.add_argument('--horizontal-fov', type=float, default=60.0,
-                        help='degrees; pinhole camera_info for a video without --camera-info '
-                             '(default 60)')
+    add_camera_info_options(parser, horizontal_fov=60.0)
     parser.add_argument('--no-record', dest='record', action='store_false',
                         help='do not write the MCAP recording')
     parser.add_argument('--record-ground-truth', action='store_true',

@@ -46,11 +46,8 @@ class Keeper(OrderedDict):
 
 
 class DemoGraph:
-    """This process's node, which watches the run.
-
-    It subscribes to the input, the ground truth and the node's outputs, matches them by stamp,
-    feeds `DemoStatistics`, keeps snapshots and records to MCAP.
-    """
+    """This process's node: matches input, ground truth and the node's outputs by stamp for
+    `DemoStatistics`, keeps snapshots and records to MCAP."""
 
     def __init__(self, context: Any, source: Source, statistics: DemoStatistics,
                  record_path: Optional[Path], record_topics: tuple[str, ...]) -> None:
