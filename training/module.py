@@ -88,7 +88,7 @@ class DepthEstimationModule(L.LightningModule):
                  div_factor: float = 1.0, final_div_factor: float = 10000.0,
                  pct_start: float = 0.7, three_phase: bool = False, cycle_momentum: bool = True,
                  base_momentum: float = 0.85, max_momentum: float = 0.95,
-                 head_fp32: bool = True, freeze_core_steps: int = 0,
+                 head_fp32: bool = True, freeze_core_steps: int = 0, channels_last: bool = False,
                  monitor: str = 'val/abs_rel', monitor_mode: str = 'min',
                  export_dir: Optional[str] = None) -> None:
         """Model, losses and optimisation; each argument is a YAML key under `model:`.
@@ -121,6 +121,8 @@ class DepthEstimationModule(L.LightningModule):
             freeze_core_steps: the first this many training steps train the metric head alone
                 (the core runs without gradients, so the optimiser leaves it as it is), then
                 everything trains (ZoeDepth's recipe on a pretrained core).
+            channels_last: keep weights and images in channels-last memory order (halves the
+                CPU step time of the depthwise FastDepth core, measured; same values).
             monitor: validation metric that selects model_best.pt (ZoeDepth: abs_rel).
             monitor_mode: 'min' or 'max'.
             export_dir: where model_best.pt / model_last.pt go; default <run dir>/export.
@@ -133,6 +135,8 @@ class DepthEstimationModule(L.LightningModule):
         if not isinstance(model, ZoeDepth):
             raise TypeError(f'model must be a ZoeDepth or a ModelSource, got {type(model)}')
         self.model = model.train()
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.silog = SILogLoss(beta=silog_beta)
         self.relative_loss = ScaleShiftInvariantLoss(alpha=gradient_matching_alpha)
         self.segmentation_head: Optional[SegmentationHead] = None
@@ -153,7 +157,13 @@ class DepthEstimationModule(L.LightningModule):
 
     # -- forward and losses --------------------------------------------------------------------
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return forward_train(self.model, image, self.hparams.head_fp32)[0]
+        return forward_train(self.model, self.memory_format(image), self.hparams.head_fp32)[0]
+
+    def memory_format(self, image: torch.Tensor) -> torch.Tensor:
+        """The image batch in the memory order of the weights (`channels_last`)."""
+        if self.hparams.channels_last:
+            return image.contiguous(memory_format=torch.channels_last)
+        return image
 
     def core_frozen(self) -> bool:
         """Whether this training step leaves the core as it is (`freeze_core_steps`)."""
@@ -162,8 +172,8 @@ class DepthEstimationModule(L.LightningModule):
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """All loss terms of a batch; 'loss' is the total that is optimised."""
-        depth, fused = forward_train(self.model, batch['image'], self.hparams.head_fp32,
-                                     freeze_core=self.core_frozen())
+        depth, fused = forward_train(self.model, self.memory_format(batch['image']),
+                                     self.hparams.head_fp32, freeze_core=self.core_frozen())
         target, mask = batch['depth'], batch['mask']
         metric = torch.as_tensor(batch['metric'], device=depth.device).view(-1, 1, 1, 1)
         losses: dict[str, torch.Tensor] = {}

@@ -112,6 +112,9 @@ class ZoeDepthConfig:
     # Metric bins head.
     bins: tuple[BinConfig, ...] = (BinConfig(),)
     bin_centers_type: str = 'softplus'  # 'softplus' (unbounded centres) or 'normed' (ZoeD_K)
+    # 'absolute': bin centres in metres (ZoeDepth). 'core_depth': the bins module works in factors
+    # of the core's own metric depth (FastDepth), centres in metres = factor x core depth.
+    bin_reference: str = 'absolute'
     bin_embedding_dim: int = 128
     n_attractors: tuple[int, ...] = (16, 8, 4, 1)
     attractor_alpha: int = 1000

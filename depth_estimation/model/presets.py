@@ -159,7 +159,10 @@ def zoedepth_fastdepth() -> ZoeDepthConfig:
     seed bin regressor reads its encoder bottleneck (H/32, 512 channels), the attractors its
     decoder maps at H/16, H/8, H/4 and H/2 (coarse to fine), and the conditional log-binomial its
     last decoder features (H/2, 16 channels) with its depth as the relative-depth input; the
-    depth is upsampled from H/2 to the input size. The head is sized for CPUs: 32 bins, 32-d bin
+    depth is upsampled from H/2 to the input size. The bins are factors of FastDepth's depth
+    (`bin_reference='core_depth'`): trained on real rooms at 1-3 m, bins in metres collapsed to
+    that range (the NYU frames' median depth 3.3 m came out at 0.55x); as factors the head learns
+    a correction of the core and starts from it. The head is sized for CPUs: 32 bins, 32-d bin
     embedding (also the width of the projector and attractor MLPs), 64-channel bottleneck,
     attractors 16/8/4/1 as in ZoeDepth. 224 x 288 keeps the 224-pixel height FastDepth was
     trained at on 4:3 frames (REL on the NYU frames 0.114 vs 0.121 at 224 x 224 and 0.239 at
@@ -180,6 +183,7 @@ def zoedepth_fastdepth() -> ZoeDepthConfig:
         bottleneck_features=64,
         bins=(BinConfig(name='nyu', n_bins=32, min_depth=1e-3, max_depth=10.0),),
         bin_embedding_dim=32,
+        bin_reference='core_depth',
         input_height=224,
         input_width=288,
         mean=(0.0, 0.0, 0.0),

@@ -88,6 +88,13 @@ class CoreFeatures:
                             self.out_conv.float(), self.relative_depth.float(), self.output_size)
 
 
+# 'core_depth' bins: the seed factors start from 0.5x to 2x the core's depth (geometric), so the
+# untrained head's middle bins give about the core's own depth. The core's depth is floored at
+# 0.1 m (FastDepth's ReLU output can be 0).
+CORE_DEPTH_FACTORS = (0.5, 2.0)
+CORE_DEPTH_FLOOR = 0.1
+
+
 class MetricBinsHead(nn.Module):
     """ZoeDepth's metric bins head for a core whose maps differ in width (transformers' layers).
 
@@ -127,6 +134,29 @@ class MetricBinsHead(nn.Module):
             for count in config.n_attractors)
         self.conditional_log_binomial = layers.ZoeDepthConditionalLogBinomialSoftmax(
             hf_config, last_channels + 1, embedding, n_classes=bins.n_bins)
+        if config.bin_centers_type == 'softplus':
+            if config.bin_reference == 'core_depth':
+                self.spread_seed_bins(bins.n_bins, *CORE_DEPTH_FACTORS)
+            else:
+                self.spread_seed_bins(bins.n_bins, max(bins.min_depth, 0.1),
+                                      0.8 * bins.max_depth)
+
+    @torch.no_grad()
+    def spread_seed_bins(self, n_bins: int, low: float, high: float) -> None:
+        """Start the seed bin centres spread geometrically from `low` to `high`.
+
+        With PyTorch's default initialisation every seed centre starts near softplus(0) = 0.69,
+        and Adam moves the regressor's biases by about the learning rate per step: thousands of
+        steps before the bins cover a room. Here the last layer's bias is softplus^-1 of the
+        geometric series, softplus^-1(c) = log(exp(c) - 1), and its weights are scaled by 0.1, so
+        the first forward already spans the range (metres, or factors of the core's depth).
+        """
+        import math
+
+        centres = torch.logspace(math.log10(low), math.log10(high), n_bins)
+        layer = self.seed_bin_regressor.conv2
+        layer.weight.mul_(0.1)
+        layer.bias.copy_(torch.log(torch.expm1(centres)))
 
 
 class ZoeDepth(nn.Module):
@@ -142,6 +172,12 @@ class ZoeDepth(nn.Module):
         super().__init__()
         self.config = config
         self.head_names = [b.name for b in config.bins]
+        if config.bin_reference not in ('absolute', 'core_depth'):
+            raise ValueError(f"bin_reference must be 'absolute' or 'core_depth', got "
+                             f'{config.bin_reference!r}')
+        if config.bin_reference == 'core_depth' and config.backbone.model_type != 'fastdepth':
+            raise ValueError("bin_reference 'core_depth' needs a core with metric depth "
+                             '(fastdepth)')
         if config.backbone.model_type == 'fastdepth':
             self._build_fastdepth(config)
         else:
@@ -215,6 +251,13 @@ class ZoeDepth(nn.Module):
                 head, self.config.bin_centers_type, self.config.bins[0], head.seed_bin_regressor,
                 head.attractors, head.conditional_log_binomial, features.bottleneck,
                 features.fused, features.out_conv, features.relative_depth)
+            if self.config.bin_reference == 'core_depth':
+                # factors -> metres: x the core's depth at the head's resolution
+                reference = F.interpolate(features.relative_depth.unsqueeze(1),
+                                          size=probs.shape[-2:], mode='bilinear',
+                                          align_corners=False).clamp_min(CORE_DEPTH_FLOOR)
+                centers = centers * reference  # (B, n_bins, h, w) metres
+                depth = depth * reference  # sum_i p_i (f_i x reference)
             if features.output_size is not None and depth.shape[-2:] != features.output_size:
                 depth = F.interpolate(depth, size=features.output_size, mode='bilinear',
                                       align_corners=False)  # (B, 1, H, W)
