@@ -100,3 +100,80 @@ def test_training_step_after_inference_mode(tiny_model) -> None:
     assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
     model.zero_grad(set_to_none=True)
     model.eval()
+
+
+def test_public_stages_chain_to_the_forward(tiny_model) -> None:
+    """features() then metric_depth() is forward_outputs(); fp32 changes nothing in FP32."""
+    image = torch.rand(1, 3, 96, 128) * 2 - 1
+    with torch.inference_mode():
+        features = tiny_model.features(image)
+        staged = tiny_model.metric_depth(features)
+        in_fp32 = tiny_model.metric_depth(features, fp32=True)
+        expected = tiny_model.forward_outputs(image)
+    assert len(features.fused) == 4 and features.output_size is None
+    for output in (staged, in_fp32):
+        assert torch.equal(output.depth, expected.depth)
+        assert torch.equal(output.probs, expected.probs)
+
+
+def test_fastdepth_core_feeds_the_metric_head() -> None:
+    from depth_estimation.model import get_preset
+    from depth_estimation.model.zoedepth import build_model
+
+    config = get_preset('zoedepth_fastdepth')
+    assert ZoeDepthConfig.from_dict(config.to_dict()) == config
+    torch.manual_seed(0)
+    model = build_model(config.replace(input_height=64, input_width=96))
+    head = model.metric_head
+    # one projector per decoder level (H/16, H/8, H/4, H/2), each reading its own width
+    assert [p.conv1.in_channels for p in head.projectors] == [200, 256, 120, 56]
+    assert head.conv2.in_channels == 512  # the encoder bottleneck
+    assert head.conditional_log_binomial.mlp[0].in_channels == 16 + 1 + config.bin_embedding_dim
+    image = torch.rand(2, 3, 64, 96)
+    with torch.inference_mode():
+        features = model.features(image)
+        outputs = model.forward_outputs(image)
+        core = model.core.forward_features(image)
+    assert [tuple(f.shape[-2:]) for f in features.fused] == [(4, 6), (8, 12), (16, 24), (32, 48)]
+    assert tuple(features.bottleneck.shape) == (2, 512, 2, 3)
+    assert torch.equal(features.relative_depth, core.depth[:, 0])
+    assert outputs.depth.shape == (2, 1, 64, 96)  # upsampled from the head's H/2
+    assert outputs.probs.shape == outputs.bin_centers.shape == (2, 32, 32, 48)
+    torch.testing.assert_close(outputs.probs.sum(dim=1), torch.ones(2, 32, 48))
+    head_depth = (outputs.probs * outputs.bin_centers).sum(1, keepdim=True)
+    upsampled = torch.nn.functional.interpolate(head_depth, size=(64, 96), mode='bilinear',
+                                                align_corners=False)
+    torch.testing.assert_close(outputs.depth, upsampled)
+    with pytest.raises(ValueError, match='multiple of the patch size 32'):
+        model(torch.zeros(1, 3, 48, 96))
+    with pytest.raises(ValueError, match='3 attractors for 4 feature levels'):
+        from depth_estimation.model.zoedepth import MetricBinsHead
+
+        MetricBinsHead(config.replace(n_attractors=(8, 4, 1)), 512, (200, 256, 120, 56), 16)
+
+
+def test_core_depth_bins_are_factors_of_the_core_depth() -> None:
+    """bin_reference 'core_depth': centres in metres = factors x FastDepth's depth (floored at
+    0.1 m) at the head's resolution; a DPT core (relative depth) cannot take it."""
+    from torch.nn import functional as F
+
+    from depth_estimation.model import get_preset
+    from depth_estimation.model.zoedepth import build_model, CORE_DEPTH_FLOOR
+
+    config = get_preset('zoedepth_fastdepth').replace(input_height=64, input_width=96)
+    assert config.bin_reference == 'core_depth'
+    torch.manual_seed(0)
+    model = build_model(config)
+    image = torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        features = model.features(image)
+        outputs = model.metric_depth(features)
+        absolute = build_model(config.replace(bin_reference='absolute'))
+        absolute.load_state_dict(model.state_dict())
+        factors = absolute.metric_depth(features)
+    reference = F.interpolate(features.relative_depth.unsqueeze(1), size=(32, 48),
+                              mode='bilinear', align_corners=False).clamp_min(CORE_DEPTH_FLOOR)
+    torch.testing.assert_close(outputs.bin_centers, factors.bin_centers * reference)
+    torch.testing.assert_close(outputs.probs, factors.probs)
+    with pytest.raises(ValueError, match="'core_depth' needs a core with metric depth"):
+        build_model(get_preset('tiny').replace(bin_reference='core_depth'))

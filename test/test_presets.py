@@ -77,3 +77,21 @@ def test_constant_folding_is_kept_off_only_where_it_would_not_fit() -> None:
     assert folded_bias_bytes(get_preset('zoedepth_n')) == 24 * 16 * 769 ** 2 * 4
     for name in ('zoedepth_n', 'zoedepth_nk', 'zoedepth_small', 'zoedepth_n_swinv2_b', 'tiny'):
         assert onnxruntime_disabled_optimizers(get_preset(name)) == [], name
+
+
+@pytest.mark.export
+def test_fastdepth_preset_exports_with_confidence(tmp_path) -> None:
+    """zoedepth_fastdepth: the head runs at H/2, depth and confidence come out at the input size,
+    and ONNX Runtime matches PyTorch on both outputs."""
+    from depth_estimation.model.confidence import DepthWithConfidence
+
+    config = get_preset('zoedepth_fastdepth')
+    model = randomize_weights(build_model(config), seed=0)
+    output = tmp_path / 'zoedepth_fastdepth_confidence.onnx'
+    result = export_onnx(DepthWithConfidence(model), output, random_checks=2,
+                         progress=lambda message: None)
+    assert {check.output for check in result.checks} == {'depth', 'confidence'}
+    assert result.max_rel_error <= DEFAULT_TOLERANCE
+    metadata = read_metadata(output)
+    assert metadata.config_hash == config.config_hash()
+    assert metadata.extra['outputs']['confidence']['shape'] == [1, 1, 224, 288]

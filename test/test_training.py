@@ -224,6 +224,32 @@ def test_encoder_learns_ten_times_slower_and_every_parameter_is_optimised() -> N
                                                               'neck.reassemble_stage.')), name
 
 
+def test_fastdepth_core_learns_slower_and_can_be_frozen() -> None:
+    """zoedepth_fastdepth: the whole pretrained core is the slow group; a frozen-core step gives
+    the head gradients and leaves the core without any (so the optimiser skips it)."""
+    from training.models import ModelSource
+    from training.module import DepthEstimationModule, forward_train, parameter_groups
+
+    module = DepthEstimationModule(ModelSource(preset='zoedepth_fastdepth', seed=0),
+                                   freeze_core_steps=5, channels_last=True)
+    model = module.model
+    groups = parameter_groups(model, [], 1e-3, 10.0)
+    encoder = {id(p) for p in groups[0]['params']}
+    for name, parameter in model.named_parameters():
+        assert (id(parameter) in encoder) == name.startswith('core.'), name
+    assert not module.core_frozen()  # no trainer: nothing to count steps
+    image = module.memory_format(torch.rand(2, 3, 64, 96))
+    assert image.is_contiguous(memory_format=torch.channels_last)
+    for frozen in (True, False):
+        model.zero_grad(set_to_none=True)
+        depth, fused = forward_train(model, image, freeze_core=frozen)
+        assert depth.shape == (2, 1, 64, 96) and fused[-1].shape[-2:] == (32, 48)
+        depth.mean().backward()
+        core_grads = [p.grad for p in model.core.parameters()]
+        assert all(g is None for g in core_grads) == frozen
+        assert all(p.grad is not None for p in model.metric_head.parameters())
+
+
 def test_segmentation_head_trains_but_is_not_exported(tmp_path: Path) -> None:
     from depth_estimation.model.checkpoint import load_checkpoint, read_checkpoint
 
@@ -340,3 +366,32 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
         assert _sha256(checkpoints / name) == digest, f'{name} changed'
         assert torch.load(checkpoints / name, map_location='cpu',
                           weights_only=False)['global_step'] == int(name[4:9])
+
+
+def test_heldout_frame_metrics_by_hand() -> None:
+    """training.heldout: a prediction 10 % too far everywhere has REL 0.1, median-scaled REL 0,
+    and a confidence that falls as the error grows has Spearman -1."""
+    from training.heldout import frame_metrics, markdown_table
+
+    truth = np.tile(np.linspace(1.0, 4.0, 64, dtype=np.float32), (48, 1))  # (48, 64) metres
+    truth[:, :4] = 0.0  # no measurement
+    prediction = truth * 1.1
+    prediction[:, :4] = 2.0
+    confidence = 1.0 / (1.0 + np.abs(prediction - truth))
+    metrics = frame_metrics(truth, prediction, None, confidence)
+    assert metrics['abs_rel'] == pytest.approx(0.1, rel=1e-5)
+    assert metrics['abs_rel_median_scaled'] == pytest.approx(0.0, abs=1e-6)
+    assert metrics['a1'] == 1.0 and metrics['spearman_confidence_error'] == pytest.approx(-1.0)
+    table = markdown_table({'evaluate/x': {'frames': 1, 'trained': metrics,
+                                           'fastdepth': frame_metrics(truth, truth, None)}})
+    assert '| evaluate/x | 1 | FastDepth alone | 0.000 | 1.000 | 0.000 | 0.000 | - |' in table
+
+
+def test_release_provenance_names_the_core_and_every_training_source() -> None:
+    from training.release import provenance, SOURCE_LICENCES
+
+    split = REPO_ROOT / 'training' / 'splits' / 'real_rgbd.yaml'
+    record = provenance({'global_step': 7, 'metrics': {'val/abs_rel': 0.1}}, split)
+    assert set(record['training_data']) == set(SOURCE_LICENCES)
+    assert 'MIT' in record['core']['licence'] and 'ICRA 2019' in record['core']['citation']
+    assert record['training'] == {'global_step': 7, 'metrics': {'val/abs_rel': 0.1}}
