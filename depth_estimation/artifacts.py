@@ -22,7 +22,7 @@ from typing import Any, Mapping, Optional, Union
 METADATA_FORMAT = 'depth_estimation.artifact/1'
 PathLike = Union[str, Path]
 # The default model, relative to resources/models/: switching the default is this line.
-DEFAULT_MODEL = 'demo/zoedepth_small_sim.onnx'
+DEFAULT_MODEL = 'zoedepth_fastdepth_real/zoedepth_fastdepth_real.onnx'
 
 
 def file_sha256(path: PathLike) -> str:

@@ -2,7 +2,8 @@
 
 Each shipped model is an `.onnx` under `depth_estimation/resources/models/` with its metadata
 beside it; the listing reads name, preset, input size and depth range from the metadata, and the
-training data and licence from its `source` (`training_data`, `licence`). `--default` prints only
+training data and licence from its `source` (`training_data`, `licence`) or, for models released
+by `training.release`, from `extra.provenance`. `--default` prints only
 the default model's path (`artifacts.DEFAULT_MODEL`), for scripts.
 """
 
@@ -31,12 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def describe(path: Path) -> dict[str, Any]:
     """What the listing shows of one shipped model, from the file and its metadata."""
     metadata = read_metadata(path)
+    provenance = metadata.extra.get('provenance', {})  # written by training.release
+    data = '; '.join(f'{name} ({terms})'
+                     for name, terms in provenance.get('training_data', {}).items())
+    licence = provenance.get('core', {}).get('licence', '')
     return {'name': path.stem, 'path': str(path),
             'size': f'{path.stat().st_size / 1e6:.1f} MB',
             'preset': f'{metadata.model_name} ({metadata.input_height}x{metadata.input_width} '
                       f'input, depth {metadata.min_depth:g} to {metadata.max_depth:g} m)',
-            'training data': metadata.source.get('training_data', UNKNOWN),
-            'licence': metadata.source.get('licence', UNKNOWN)}
+            'training data': metadata.source.get('training_data') or data or UNKNOWN,
+            'licence': metadata.source.get('licence') or licence or UNKNOWN}
 
 
 def run(args: argparse.Namespace) -> int:
