@@ -35,10 +35,25 @@ LOSSY_BOUNDS = {  # encoding: (mean, 99th percentile, max)
     'bayer_gbrg8': (2.5, 32, 170),
     'bayer_grbg8': (2.5, 32, 170),
 }
-# The demo model's depth from a converted frame against its depth from the rgb8 frame:
-# |depth - depth_rgb8| / depth_rgb8 per pixel (measured at most 1.3 %, mean 0.23 %, for Bayer).
-DEPTH_RELATIVE_MEAN = 0.005
-DEPTH_RELATIVE_MAX = 0.02
+# The default model's depth from a converted frame against its depth from the rgb8 frame,
+# |depth - depth_rgb8| / depth_rgb8 per pixel: (mean, max) bounds, measured on tum_color.png with
+# zoedepth_fastdepth_real and given a margin (docs/install.md has the measured table). The small
+# FastDepth core follows colour detail closely, so demosaicing moves its depth at a few edge pixels
+# by up to a quarter while the mean stays a few per cent.
+DEPTH_BOUNDS = {  # encoding (or compressed format): (mean, max)
+    **dict.fromkeys(('yuv422_yuy2', 'yuv422', 'yuyv', 'uyvy'), (0.005, 0.04)),  # 0.28 %, 2.5 %
+    **dict.fromkeys(('nv12', 'nv21'), (0.012, 0.06)),  # 0.71 %, 4.0 %
+    **dict.fromkeys(('bayer_rggb8', 'bayer_bggr8', 'bayer_gbrg8', 'bayer_grbg8'),
+                    (0.05, 0.35)),  # 1.6-3.5 %, 13-25 %
+    'jpeg': (0.02, 0.15),  # quality 95: 0.62 %, 5.1 %; quality 80: 1.4 %, 10.1 %
+}
+
+
+def assert_depth_within(relative: np.ndarray, name: str) -> None:
+    """`relative` (|depth - depth_rgb8| / depth_rgb8) is within the bounds of `name`."""
+    mean_bound, max_bound = DEPTH_BOUNDS[name]
+    assert relative.mean() <= mean_bound, (name, relative.mean())
+    assert relative.max() <= max_bound, (name, relative.max())
 
 
 @pytest.fixture(scope='module')
@@ -220,9 +235,7 @@ def test_converted_frames_give_the_same_depth_from_the_demo_model(rgb: np.ndarra
         assert np.all(np.isfinite(reference) & (reference > 0))
         for encoding in sorted(LOSSY_BOUNDS):
             depth = backend.infer(decode(encoding, encode(rgb, encoding), height, width))
-            relative = np.abs(depth - reference) / reference  # (H, W)
-            assert relative.mean() <= DEPTH_RELATIVE_MEAN, (encoding, relative.mean())
-            assert relative.max() <= DEPTH_RELATIVE_MAX, (encoding, relative.max())
+            assert_depth_within(np.abs(depth - reference) / reference, encoding)  # (H, W)
 
 
 # Compressed images ----------------------------------------------------------------------------
@@ -289,8 +302,7 @@ def test_jpeg_frames_give_the_same_depth_from_the_demo_model(rgb: np.ndarray) ->
     with open_backend(MODEL, num_threads=1) as backend:
         reference = backend.infer(rgb)  # (H, W) metres
         depth = backend.infer(compressed_to_rgb('jpeg', jpeg_bytes(rgb[..., ::-1], quality=80)))
-    relative = np.abs(depth - reference) / reference  # (H, W); measured max 0.24 % at quality 80
-    assert relative.mean() <= DEPTH_RELATIVE_MEAN and relative.max() <= DEPTH_RELATIVE_MAX
+    assert_depth_within(np.abs(depth - reference) / reference, 'jpeg')  # (H, W)
 
 
 def test_message_data_as_rclpy_gives_it_is_read_and_never_aliased(rgb: np.ndarray) -> None:

@@ -37,7 +37,7 @@ ALLOWED = {
     'evaluation': {'datasets', 'inference', 'model'},
     'sim': {'datasets'},
     'tools': {'ros', 'pipeline', 'inference', 'model', 'export', 'datasets', 'evaluation', 'sim'},
-    'training': {'model', 'datasets', 'evaluation'},
+    'training': {'model', 'datasets', 'evaluation', 'export'},  # release: export with provenance
     **{leaf: set() for leaf in LEAVES},
 }
 # Only these parts may import ROS (rclpy, message packages): the node and the workbench's ROS

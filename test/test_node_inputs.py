@@ -24,8 +24,7 @@ import pytest
 import ros_graph  # noqa: F401,I100  (sets the loopback DDS environment before rclpy starts)
 from ros_graph import (camera_driver, Collector, executor_for, header, interrupt, ros_context,
                        ros_environment, rosout_log, spin_until)
-from test_image_encodings import (DEPTH_RELATIVE_MAX, DEPTH_RELATIVE_MEAN, encode, expected,
-                                  MODEL, RESOURCES)
+from test_image_encodings import assert_depth_within, encode, expected, MODEL, RESOURCES
 
 from rcl_interfaces.msg import Log  # noqa: I100
 from rclpy.node import Node
@@ -98,9 +97,7 @@ def assert_same_depth(depth: np.ndarray, reference: np.ndarray, exact: bool, nam
         np.testing.assert_array_equal(depth, np.where(np.isnan(reference), np.nan, reference),
                                       err_msg=name)
         return
-    relative = np.abs(depth[finite] - reference[finite]) / reference[finite]
-    assert relative.mean() <= DEPTH_RELATIVE_MEAN, (name, relative.mean())
-    assert relative.max() <= DEPTH_RELATIVE_MAX, (name, relative.max())
+    assert_depth_within(np.abs(depth[finite] - reference[finite]) / reference[finite], name)
 
 
 class Graph:
@@ -435,7 +432,7 @@ def test_player_compressed_bag_through_the_node_process(rgb: np.ndarray, tmp_pat
         assert outputs['depth/image'].header.frame_id == FRAME_ID
         settings = NodeSettings.from_values({'model_path': str(MODEL), 'num_threads': 1})
         assert_same_depth(image_to_depth(outputs['depth/image']),
-                          reference_depth(rgb, settings), False, 'jpeg from the bag')
+                          reference_depth(rgb, settings), False, 'jpeg')
         assert outputs['depth/camera_info'].p[2] == pytest.approx(319.9)
         assert process.poll() is None, 'the node exited while serving'
     finally:

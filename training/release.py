@@ -19,9 +19,8 @@ from typing import Any, Optional, Sequence
 
 # Licences of the training sources of training/splits/real_rgbd.yaml (../shared/data/MANIFEST.md).
 _TUM = ('TUM RGB-D benchmark (J. Sturm et al., IROS 2012): CC BY 4.0, attribution')
+# 7-Scenes (non-commercial research licence) is evaluation-only, so it is not among them.
 SOURCE_LICENCES = {
-    'sevenscenes_redkitchen': 'Microsoft Research 7-Scenes (redkitchen): non-commercial research '
-                              'licence',
     'tum_fr1_rpy': _TUM,
     'tum_fr3_cabinet': _TUM,
 }
