@@ -6,7 +6,7 @@ from setuptools import find_packages, setup
 
 PACKAGE_NAME = 'depth_estimation'
 EXTRAS = {
-    'export': ['torch', 'transformers', 'safetensors', 'onnx', 'onnxslim'],
+    'export': ['torch', 'transformers', 'safetensors', 'onnx', 'onnxslim', 'tflite'],
     'train': ['torch', 'transformers', 'lightning', 'tensorboard', 'jsonargparse[signatures]',
               'h5py', 'scipy', 'matplotlib'],
     'sim': ['pybullet'],
@@ -15,7 +15,7 @@ EXTRAS = {
 }
 EXTRAS['dev'] = sorted({name for names in EXTRAS.values() for name in names}
                        | {'pytest', 'pytest-timeout', 'flake8', 'mypy', 'mcap',
-                          'mcap-ros2-support'})
+                          'mcap-ros2-support', 'ai-edge-litert'})
 
 setup(
     name=PACKAGE_NAME,

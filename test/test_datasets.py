@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 
@@ -415,6 +416,161 @@ def test_tum_reads_the_shared_tum_frame(tmp_path):
     valid = sample.depth > 0
     assert sample.image.shape == (480, 640, 3) and 0.7 < valid.mean() < 0.9
     assert 1.5 < np.median(sample.depth[valid]) < 3.5
+
+
+def _write_tum_frames(root, stamps, suffix='.png', depth_stamps=None, size=(12, 16)):
+    """Colour and depth files named by stamp; returns {relative path: array as written}."""
+    written = {}
+    for number, stamp in enumerate(stamps):
+        rgb = _random_rgb(*size)
+        colour = f'rgb/{stamp}{suffix}'
+        if suffix == '.png':
+            _write_png(root / colour, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            written[colour] = rgb
+        else:  # a JPEG does not read back exactly: keep what it decodes to
+            _write_png(root / colour, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            written[colour] = cv2.cvtColor(cv2.imread(str(root / colour)), cv2.COLOR_BGR2RGB)
+        depth = f'depth/{(depth_stamps or stamps)[number]}.png'
+        raw = RNG.integers(0, 40000, size=size, dtype=np.uint16)
+        _write_png(root / depth, raw)
+        written[depth] = raw
+    return written
+
+
+def test_tum_associations_file_and_intrinsics_json(tmp_path):
+    """The associate.py output is used as given (no re-pairing) and intrinsics.json wins."""
+    root = tmp_path / 'fr2_desk'
+    colour = ['1311868164.430940', '1311868164.363181']  # listed out of order
+    depth = ['1311868164.437021', '1311868164.373557']
+    written = _write_tum_frames(root, colour, depth_stamps=depth)
+    (root / 'associations.txt').write_text(
+        '# rgb_timestamp rgb_file depth_timestamp depth_file (nearest, |dt|<20ms)\n' + ''.join(
+            f'{c} rgb/{c}.png {d} depth/{d}.png\n' for c, d in zip(colour, depth)))
+    # A decoy rgb.txt / depth.txt that would pair differently: associations.txt comes first.
+    (root / 'rgb.txt').write_text(f'{colour[0]} rgb/{colour[0]}.png\n')
+    (root / 'depth.txt').write_text(f'{depth[1]} depth/{depth[1]}.png\n')
+    (root / 'intrinsics.json').write_text(json.dumps(
+        {'fx': 400.0, 'fy': 401.0, 'cx': 7.5, 'cy': 5.5, 'width': 16, 'height': 12,
+         'depth_scale': 1000.0}))
+    dataset = get_dataset(str(root))
+    assert type(dataset).__name__ == 'TUMDataset' and len(dataset) == 2
+    assert [dataset.sample_name(i) for i in range(2)] == ['fr2_desk/1311868164.363181',
+                                                          'fr2_desk/1311868164.430940']
+    assert dataset.timestamps(0) == (1311868164.363181, 1311868164.373557)
+    sample = dataset[0]
+    np.testing.assert_array_equal(sample.image, written[f'rgb/{colour[1]}.png'])
+    np.testing.assert_array_equal(
+        sample.depth, written[f'depth/{depth[1]}.png'].astype(np.float32) / np.float32(1000))
+    assert sample.intrinsics == Intrinsics(400.0, 401.0, 7.5, 5.5, 16, 12)
+    # An explicit depth factor and calibration override the JSON.
+    other = get_dataset(f'tum:{root}', depth_factor=5000, calibration='fr2')
+    np.testing.assert_array_equal(
+        other[0].depth, written[f'depth/{depth[1]}.png'].astype(np.float32) / np.float32(5000))
+    assert other[0].intrinsics.fx == pytest.approx(520.9 * 16 / 640)
+    (root / 'associations.txt').write_text(f'{colour[0]} rgb/{colour[0]}.png\n')
+    with pytest.raises(DatasetError, match=r'associations\.txt: line 1 .* is not "rgb_stamp'):
+        get_dataset(str(root))
+
+
+def test_tum_pairs_list_takes_stamps_from_file_names(tmp_path):
+    """The keyframe layout: `rgb_path depth_path source...` lines, stamps in the names."""
+    root = tmp_path / 'fr3_cabinet_kf'
+    names = ['0001_1341841279.5107', '0000_1341841278.8427', '0002_1341841280.1825']
+    written = _write_tum_frames(root, names, suffix='.jpg')
+    (root / 'pairs.txt').write_text('# rgb_file depth_file source_rgb source_depth\n' + ''.join(
+        f'rgb/{n}.jpg depth/{n}.png data/raw_imgs/{n[:4]}_rgb_raw.jpg '
+        f'data/depth_imgs/{n[:4]}_depth_raw.png\n' for n in names))
+    dataset = get_dataset(str(root))
+    assert [dataset.timestamps(i)[0] for i in range(3)] == [1341841278.8427, 1341841279.5107,
+                                                            1341841280.1825]
+    assert dataset.sample_name(0) == 'fr3_cabinet_kf/1341841278.842700'
+    sample = dataset[2]
+    np.testing.assert_array_equal(sample.image, written[f'rgb/{names[2]}.jpg'])
+    np.testing.assert_array_equal(
+        sample.depth, written[f'depth/{names[2]}.png'].astype(np.float32) / np.float32(5000))
+    # No intrinsics.json: the folder name says fr3.
+    assert sample.intrinsics.fx == pytest.approx(535.4 * 16 / 640)
+    (root / 'pairs.txt').write_text('rgb/x.jpg\n')
+    with pytest.raises(DatasetError, match=r'pairs\.txt: line 1'):
+        get_dataset(str(root))
+    (root / 'pairs.txt').unlink()
+    with pytest.raises(DatasetError, match='cannot tell the dataset format'):
+        get_dataset(str(root))
+
+
+# Frames, intrinsics, pixel pairing (dt) and median depth range of the shared sequences, from
+# their intrinsics.json (MANIFEST.md of ../shared/data).
+SHARED_TUM = {
+    'fr1_rpy': (50, (517.3, 516.5, 318.6, 255.3), 0.016, (0.9, 2.3)),
+    'fr2_desk': (25, (520.9, 521.0, 325.1, 249.7), 0.017, (1.5, 1.9)),
+    'fr3_cabinet_kf': (58, (535.4, 539.2, 320.1, 247.6), 0.0, (1.2, 1.7)),
+    'fr1_desk': (9, (517.3, 516.5, 318.6, 255.3), 0.015, (1.05, 1.2)),
+}
+
+
+@pytest.mark.parametrize('sequence', sorted(SHARED_TUM))
+def test_tum_reads_the_shared_sequences(sequence):
+    from conftest import SHARED_DATA, require_shared
+
+    root = require_shared(SHARED_DATA / 'tum_rgbd' / sequence)
+    frames, calibration, max_dt, median_range = SHARED_TUM[sequence]
+    dataset = get_dataset(str(root))
+    assert len(dataset) == frames
+    stamps = [dataset.timestamps(i) for i in range(frames)]
+    assert all(abs(colour - depth) <= max_dt for colour, depth in stamps)
+    assert [colour for colour, _ in stamps] == sorted(colour for colour, _ in stamps)
+    for index in (0, frames - 1):
+        sample = dataset[index]
+        assert sample.intrinsics == Intrinsics(*calibration, 640, 480)
+        assert sample.image.shape == (480, 640, 3)
+        colour_file, depth_file = dataset.pairs[index][0][1], dataset.pairs[index][1][1]
+        raw = cv2.imread(str(root / depth_file), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(sample.depth, raw.astype(np.float32) / 5000)
+        valid = sample.depth > 0
+        assert 0.6 < valid.mean() < 0.9, colour_file
+        assert median_range[0] < np.median(sample.depth[valid]) < median_range[1], colour_file
+
+
+def test_annotations_json_per_frame_intrinsics_and_scale(tmp_path):
+    root = tmp_path / 'nyu_demo'
+    rgb_a, rgb_b = _random_rgb(12, 16), _random_rgb(12, 16)
+    raw = RNG.integers(0, 9000, size=(12, 16), dtype=np.uint16)
+    _write_png(root / 'rgb' / 'a.png', cv2.cvtColor(rgb_a, cv2.COLOR_RGB2BGR))
+    _write_png(root / 'rgb' / 'b.png', cv2.cvtColor(rgb_b, cv2.COLOR_RGB2BGR))
+    _write_png(root / 'depth' / 'a.png', raw)
+    _write_png(root / 'depth' / 'b.png', raw)
+    files = [{'cam_in': [10.0, 11.0, 7.0, 5.0], 'rgb': 'data/nyu_demo/rgb/a.png',
+              'depth': 'data/nyu_demo/depth/a.png', 'depth_scale': 1000.0},
+             {'cam_in': [20.0, 21.0, 8.0, 6.0], 'rgb': 'data/nyu_demo/rgb/b.png',
+              'depth': 'data/nyu_demo/depth/b.png', 'depth_scale': 256.0}]
+    (root / 'test_annotations.json').write_text(json.dumps({'files': files}))
+    dataset = get_dataset(str(root), eval_crop='eigen')
+    assert type(dataset).__name__ == 'AnnotationsDataset' and dataset.eval_crop == 'eigen'
+    first, second = dataset[0], dataset[1]
+    np.testing.assert_array_equal(first.image, rgb_a)
+    np.testing.assert_array_equal(first.depth, raw.astype(np.float32) / np.float32(1000))
+    np.testing.assert_array_equal(second.depth, raw.astype(np.float32) / np.float32(256))
+    assert first.intrinsics == Intrinsics(10.0, 11.0, 7.0, 5.0, 16, 12)
+    assert second.intrinsics == Intrinsics(20.0, 21.0, 8.0, 6.0, 16, 12)
+    del files[1]['cam_in']
+    (root / 'test_annotations.json').write_text(json.dumps({'files': files}))
+    with pytest.raises(DatasetError, match='entry 1 needs rgb, depth, cam_in'):
+        get_dataset(str(root / 'test_annotations.json'))
+
+
+def test_annotations_reads_the_shared_nyu_frames():
+    from conftest import SHARED_DATA, require_shared
+
+    root = require_shared(SHARED_DATA / 'metric3d_demo' / 'nyu_demo')
+    dataset = get_dataset(str(root), eval_crop='eigen')
+    assert [dataset.sample_name(i) for i in range(3)] == ['rgb_00000', 'rgb_00050', 'rgb_00100']
+    for index in range(3):
+        sample = dataset[index]
+        raw = cv2.imread(str(root / 'depth' / f'sync_depth_{sample.name[4:]}.png'),
+                         cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(sample.depth, raw.astype(np.float32) / 1000)
+        assert sample.intrinsics == Intrinsics(518.8579, 519.46961, 325.58245, 253.73617, 640,
+                                               480)
 
 
 # --- 7-Scenes ------------------------------------------------------------------------------------

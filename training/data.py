@@ -13,6 +13,11 @@ flip cx' = W - 1 - cx; crop cx' = cx - left, cy' = cy - top; resize via `Intrins
 The rotation turns the image about the principal point, which is a pure camera roll (intrinsics and
 depth unchanged) when fx == fy; ZoeDepth turns about the image centre instead (the same for a
 centred principal point).
+
+A mixture of datasets keeps each frame's own intrinsics and depth scale (each reader returns metres
+and the intrinsics of its camera). A split file (`training/splits/*.yaml`, `read_split`) says which
+frames of which sources train, validate or are only evaluated; `mixture='weighted'` draws training
+frames so that each source gets its `weight` share of every epoch, whatever its size.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, WeightedRandomSampler
+import yaml
 
 from depth_estimation.datasets import DatasetError, get_dataset, RGBDDataset, RGBDSample
 from depth_estimation.geometry import Intrinsics
@@ -35,8 +41,10 @@ LOGGER = logging.getLogger('training.data')
 IGNORE_LABEL = -1
 # Keys of a dataset spec that training reads; every other key goes to get_dataset().
 SPEC_KEYS = ('dataset', 'start', 'stop', 'step', 'supervision', 'labels', 'mask_min_depth',
-             'mask_max_depth', 'brightness_range')
+             'mask_max_depth', 'brightness_range', 'source', 'weight', 'frames')
 SUPERVISION = ('metric', 'relative')
+MIXTURES = ('proportional', 'weighted')
+SPLIT_FORMAT = 'depth_estimation.real_split/1'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,15 +300,84 @@ def build_dataset(spec: Union[str, dict[str, Any]], input_size: tuple[int, int],
                   mean: Sequence[float], std: Sequence[float],
                   augmentation: Optional[Augmentation], depth_resolution: str,
                   cache: bool = False) -> DepthTrainingDataset:
+    """The torch dataset of a spec; DatasetError when its `frames` do not match the reader."""
     dataset, options = open_spec(spec)
     indices = range(len(dataset))[slice(options.get('start'), options.get('stop'),
                                         options.get('step'))]
+    expected = options.get('frames')
+    if expected is not None and len(indices) > 0:
+        found = [dataset.sample_name(indices[0]), dataset.sample_name(indices[-1])]
+        if found != [str(name) for name in expected]:
+            raise DatasetError(f'{dataset.name}: the range {indices.start}:{indices.stop} runs '
+                               f'from {found[0]} to {found[1]}, the split expects '
+                               f'{expected[0]} to {expected[-1]} (different data?)')
     return DepthTrainingDataset(
         dataset, input_size, mean, std, augmentation=augmentation,
         supervision=options.get('supervision', 'metric'), labels_dir=options.get('labels'),
         mask_min_depth=options.get('mask_min_depth'),
         mask_max_depth=options.get('mask_max_depth'), depth_resolution=depth_resolution,
         brightness_range=options.get('brightness_range'), indices=indices, cache=cache)
+
+
+@dataclasses.dataclass
+class Split:
+    """A split file's dataset specs per set, and the data it leaves out with the reason."""
+
+    train: list[dict[str, Any]]
+    val: list[dict[str, Any]]
+    evaluate: list[dict[str, Any]]
+    excluded: dict[str, str]  # path (under the data root) -> why no set uses it
+
+
+def read_split(path: Union[str, Path], data_root: Union[str, Path, None] = None) -> Split:
+    """Read a split file (format in training/splits/real_rgbd.yaml) into dataset specs.
+
+    Each spec is its source's entry (reader options, `weight`) updated by the set entry (`start`,
+    `stop`, `frames`), with `source` set and `dataset` resolved against `data_root`.
+    """
+    path = Path(path)
+    try:
+        content = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise DatasetError(f'{path}: cannot read the split file ({error})') from None
+    if not isinstance(content, dict) or content.get('format') != SPLIT_FORMAT:
+        raise DatasetError(f'{path}: not a split file (format: {SPLIT_FORMAT} expected)')
+    root = Path(data_root) if data_root is not None else Path('.')
+    sources = content.get('sources') or {}
+    sets: dict[str, list[dict[str, Any]]] = {}
+    for set_name in ('train', 'val', 'evaluate'):
+        sets[set_name] = []
+        for entry in content.get(set_name) or []:
+            name = entry.get('source') if isinstance(entry, dict) else None
+            if name not in sources or 'dataset' not in sources[name]:
+                raise DatasetError(f'{path}: {set_name} entry {entry!r} does not name one of the '
+                                   f'sources {sorted(sources)}')
+            spec = {**sources[name], **entry, 'source': name}
+            spec['dataset'] = str(root / spec['dataset'])
+            sets[set_name].append(spec)
+    excluded = {str(root / key): str(reason)
+                for key, reason in (content.get('excluded') or {}).items()}
+    return Split(excluded=excluded, **sets)
+
+
+def mixture_weights(parts: Sequence[Dataset], specs: Sequence[Union[str, dict[str, Any]]]
+                    ) -> torch.Tensor:
+    """(N,) draw weight per sample of the concatenated `parts`: a source's `weight` share of the
+    draws, split evenly among its samples. A source is the spec's `source` (else its dataset)."""
+    names, weights, counts = [], {}, {}
+    for part, spec in zip(parts, specs):
+        spec = {'dataset': spec} if isinstance(spec, str) else spec
+        name = str(spec.get('source') or spec['dataset'])
+        weight = float(spec.get('weight', 1.0))
+        if not weight > 0 or weights.setdefault(name, weight) != weight:
+            raise ValueError(f'source {name}: weight must be positive and the same in every '
+                             f'entry, got {weight} and {weights[name]}')
+        counts[name] = counts.get(name, 0) + len(part)
+        names.append(name)
+    total = sum(weights.values())
+    return torch.cat([torch.full((len(part),), weights[name] / total / counts[name],
+                                 dtype=torch.float64)
+                      for part, name in zip(parts, names)])
 
 
 class RGBDDataModule(L.LightningDataModule):
@@ -312,8 +389,10 @@ class RGBDDataModule(L.LightningDataModule):
     ZoeDepth evaluates); with frames of different sizes keep `val_batch_size` at 1.
     """
 
-    def __init__(self, train: list[Union[str, dict[str, Any]]],
+    def __init__(self, train: Optional[list[Union[str, dict[str, Any]]]] = None,
                  val: Optional[list[Union[str, dict[str, Any]]]] = None,
+                 split: Optional[str] = None, data_root: Optional[str] = None,
+                 mixture: str = 'proportional',
                  batch_size: int = 16, val_batch_size: int = 1, num_workers: int = 4,
                  augment: bool = True, flip_probability: float = 0.5,
                  rotation_degrees: float = 1.0, crop_size: Optional[tuple[int, int]] = None,
@@ -329,8 +408,12 @@ class RGBDDataModule(L.LightningDataModule):
         """Datasets and augmentation; each argument is a YAML key under `data:`.
 
         Args:
-            train: training dataset specs (concatenated).
-            val: validation dataset specs; None: no validation.
+            train: training dataset specs (concatenated), added to those of `split`.
+            val: validation dataset specs, added to those of `split`; none: no validation.
+            split: a split file (training/splits/*.yaml) giving the train and val specs.
+            data_root: folder the split file's dataset paths are relative to.
+            mixture: 'proportional' (every training frame once an epoch, shuffled) or
+                'weighted' (draws with replacement, each source its `weight` share).
             batch_size: training batch size per device (ZoeDepth: 16 in total).
             val_batch_size: validation batch size.
             num_workers: DataLoader worker processes (0 loads in the training process).
@@ -350,10 +433,15 @@ class RGBDDataModule(L.LightningDataModule):
             pin_memory: pin host memory of batches (only used with a GPU).
         """
         super().__init__()
-        if not train:
-            raise ValueError('at least one training dataset is needed')
-        self.train_specs = list(train)
-        self.val_specs = list(val or [])
+        if mixture not in MIXTURES:
+            raise ValueError(f'mixture must be one of {MIXTURES}, got {mixture!r}')
+        self.split = read_split(split, data_root) if split else None
+        self.train_specs = (self.split.train if self.split else []) + list(train or [])
+        self.val_specs = (self.split.val if self.split else []) + list(val or [])
+        if not self.train_specs:
+            raise ValueError('at least one training dataset is needed (train or split)')
+        self.mixture = mixture
+        self.train_weights: Optional[torch.Tensor] = None
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size
         self.num_workers = num_workers
@@ -393,6 +481,8 @@ class RGBDDataModule(L.LightningDataModule):
                                    self.depth_resolution, self.cache)
                      for spec in self.train_specs]
             self.train_dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+            if self.mixture == 'weighted':
+                self.train_weights = mixture_weights(parts, self.train_specs)
             LOGGER.info('training samples: %d', len(self.train_dataset))
         if self.val_dataset is None and self.val_specs and stage in (None, 'fit', 'validate'):
             parts = [build_dataset(spec, input_size, mean, std, None, 'native', self.cache)
@@ -400,15 +490,22 @@ class RGBDDataModule(L.LightningDataModule):
             self.val_dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool,
-                drop_last: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                drop_last: bool, sampler: Optional[Sampler] = None) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
                           num_workers=self.num_workers, drop_last=drop_last,
                           pin_memory=self.pin_memory and torch.cuda.is_available(),
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, self.batch_size, shuffle=True,
-                            drop_last=len(self.train_dataset) > self.batch_size)
+        drop_last = len(self.train_dataset) > self.batch_size
+        if self.train_weights is None:
+            return self._loader(self.train_dataset, self.batch_size, shuffle=True,
+                                drop_last=drop_last)
+        # As many draws an epoch as there are frames; torch's RNG (seed_everything) draws them.
+        sampler = WeightedRandomSampler(self.train_weights, len(self.train_dataset),
+                                        replacement=True)
+        return self._loader(self.train_dataset, self.batch_size, shuffle=False,
+                            drop_last=drop_last, sampler=sampler)
 
     def val_dataloader(self) -> Union[DataLoader, list]:
         if self.val_dataset is None:

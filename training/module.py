@@ -27,47 +27,34 @@ import lightning as L
 import torch
 from torch import nn
 
-from depth_estimation.model.zoedepth import _metric_head_forward, ZoeDepth
+from depth_estimation.model.zoedepth import ZoeDepth
 from training.callbacks import run_directory
 from training.losses import FocalDiceLoss, resize_like, ScaleShiftInvariantLoss, SILogLoss
 from training.models import ModelSource
 from training.segmentation import SegmentationHead
 from training.validation import depth_metrics
 
-ENCODER_PREFIXES = ('backbone.', 'neck.reassemble_stage.')
+# The pretrained part that learns at lr / encoder_lr_factor: MiDaS' `pretrained` (backbone and
+# reassemble layers) of the DPT presets, the whole FastDepth core of zoedepth_fastdepth.
+ENCODER_PREFIXES = ('backbone.', 'neck.reassemble_stage.', 'core.')
 
 
-def forward_train(model: ZoeDepth, image: torch.Tensor,
-                  head_fp32: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """ZoeDepth's forward split in two: core + decoder under the ambient autocast, then the metric
-    head in FP32 with autocast off. Returns depth (B, 1, H, W) and the fused decoder maps (coarse
-    to fine, the last at H/2), which feed the segmentation head.
+def forward_train(model: ZoeDepth, image: torch.Tensor, head_fp32: bool = True,
+                  freeze_core: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """ZoeDepth's two public stages: the core under the ambient autocast, then the metric head
+    (in FP32 with autocast off when `head_fp32`). Returns depth (B, 1, H, W) and the core's
+    decoder maps (coarse to fine), which feed the segmentation head.
 
+    freeze_core: run the core without gradients (ZoeDepth's recipe trains the head first).
     In FP32 the depth equals `model(image)` exactly (tested): the same modules in the same order.
     """
     if len(model.head_names) != 1:
         raise ValueError('training supports single-head models (ZoeD_N / ZoeD_K presets); '
                          f'{model.config.name} has heads {model.head_names}')
-    _, _, height, width = image.shape
-    if height % model.patch_size or width % model.patch_size:
-        raise ValueError(f'input {height}x{width} is not a multiple of the patch size '
-                         f'{model.patch_size}')
-    hidden_states = model.backbone(image).feature_maps
-    fused, bottleneck = model.neck(list(hidden_states), height // model.patch_size,
-                                   width // model.patch_size)
-    relative_depth, out_conv = model.relative_head(fused)  # (B, H, W), (B, C, H, W)
-    head = model.metric_head
-    context = (torch.autocast(device_type=image.device.type, enabled=False) if head_fp32
-               else contextlib.nullcontext())
-    with context:
-        def cast(tensor: torch.Tensor) -> torch.Tensor:
-            return tensor.float() if head_fp32 else tensor
-
-        depth, _, _ = _metric_head_forward(
-            head, model.config.bin_centers_type, model.config.bins[0], head.seed_bin_regressor,
-            head.attractors, head.conditional_log_binomial, cast(bottleneck),
-            [cast(f) for f in fused], cast(out_conv), cast(relative_depth))
-    return depth, list(fused)
+    with torch.no_grad() if freeze_core else contextlib.nullcontext():
+        features = model.features(image)
+    depth = model.metric_depth(features, fp32=head_fp32).depth
+    return depth, list(features.fused)
 
 
 def parameter_groups(model: ZoeDepth, extra: list[nn.Module], lr: float,
@@ -101,7 +88,8 @@ class DepthEstimationModule(L.LightningModule):
                  div_factor: float = 1.0, final_div_factor: float = 10000.0,
                  pct_start: float = 0.7, three_phase: bool = False, cycle_momentum: bool = True,
                  base_momentum: float = 0.85, max_momentum: float = 0.95,
-                 head_fp32: bool = True, monitor: str = 'val/abs_rel', monitor_mode: str = 'min',
+                 head_fp32: bool = True, freeze_core_steps: int = 0,
+                 monitor: str = 'val/abs_rel', monitor_mode: str = 'min',
                  export_dir: Optional[str] = None) -> None:
         """Model, losses and optimisation; each argument is a YAML key under `model:`.
 
@@ -130,6 +118,9 @@ class DepthEstimationModule(L.LightningModule):
             base_momentum: lowest beta1 (ZoeDepth: 0.85).
             max_momentum: highest beta1 (ZoeDepth: 0.95).
             head_fp32: run the metric head in FP32 under mixed precision.
+            freeze_core_steps: the first this many training steps train the metric head alone
+                (the core runs without gradients, so the optimiser leaves it as it is), then
+                everything trains (ZoeDepth's recipe on a pretrained core).
             monitor: validation metric that selects model_best.pt (ZoeDepth: abs_rel).
             monitor_mode: 'min' or 'max'.
             export_dir: where model_best.pt / model_last.pt go; default <run dir>/export.
@@ -164,9 +155,15 @@ class DepthEstimationModule(L.LightningModule):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return forward_train(self.model, image, self.hparams.head_fp32)[0]
 
+    def core_frozen(self) -> bool:
+        """Whether this training step leaves the core as it is (`freeze_core_steps`)."""
+        return (self.training and self._trainer is not None
+                and self.global_step < self.hparams.freeze_core_steps)
+
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """All loss terms of a batch; 'loss' is the total that is optimised."""
-        depth, fused = forward_train(self.model, batch['image'], self.hparams.head_fp32)
+        depth, fused = forward_train(self.model, batch['image'], self.hparams.head_fp32,
+                                     freeze_core=self.core_frozen())
         target, mask = batch['depth'], batch['mask']
         metric = torch.as_tensor(batch['metric'], device=depth.device).view(-1, 1, 1, 1)
         losses: dict[str, torch.Tensor] = {}

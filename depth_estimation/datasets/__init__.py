@@ -9,13 +9,15 @@
 | `nyu_sync` | `nyu.NYUSyncDataset` (BTS sync layout) | `split_file`, `data_path`, `gt_path` |
 | `kitti` | `kitti.KittiDataset` (Eigen split, BTS layout) | `split_file`, `data_path`, `gt_path` |
 | `ibims` | `ibims.IBimsDataset` (iBims-1 .mat) | `root`, `imagelist` |
-| `tum` | `tum.TUMDataset` | `root`, `calibration`, `max_difference` |
+| `tum` | `tum.TUMDataset` | `root`, `calibration`, `max_difference`, `depth_factor` |
 | `sevenscenes` | `sevenscenes.SevenScenesDataset` | `root` |
 | `rosbag` | `rosbag.RosbagDataset` (rosbag2 db3/mcap) | `path`, `color_topic`, `depth_topic` |
+| `annotations` | `annotations.AnnotationsDataset` (Metric3D JSON) | `path`, `eval_crop` |
 
 A path instead of a name is recognised by what it holds (a dataset.yaml -> folder, a .mat ->
-nyu, rgb.txt + depth.txt -> tum, frame-*.color.* -> sevenscenes, a rosbag2 -> rosbag,
-imagelist.txt -> ibims); `name:path` (e.g. `nyu:/data/nyu_depth_v2_labeled.mat`) forces a reader.
+nyu, associations.txt, rgb.txt + depth.txt or pairs.txt -> tum, frame-*.color.* -> sevenscenes,
+a rosbag2 -> rosbag, imagelist.txt -> ibims, test_annotations.json -> annotations);
+`name:path` (e.g. `nyu:/data/nyu_depth_v2_labeled.mat`) forces a reader.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ READERS: dict[str, tuple[str, str, str]] = {
     'tum': ('depth_estimation.datasets.tum', 'TUMDataset', 'root'),
     'sevenscenes': ('depth_estimation.datasets.sevenscenes', 'SevenScenesDataset', 'root'),
     'rosbag': ('depth_estimation.datasets.rosbag', 'RosbagDataset', 'path'),
+    'annotations': ('depth_estimation.datasets.annotations', 'AnnotationsDataset', 'path'),
 }
 
 
@@ -61,23 +64,30 @@ def detect_format(path: Union[str, Path]) -> str:
             return 'rosbag'
         if path.name == 'dataset.yaml':
             return 'folder'
+        if path.name.endswith('annotations.json'):
+            return 'annotations'
         raise DatasetError(f'{path}: cannot tell the dataset format from this file (give '
                            'name:path, e.g. kitti:<split file>)')
     if (path / 'dataset.yaml').is_file():
         return 'folder'
-    if (path / 'rgb.txt').is_file() and (path / 'depth.txt').is_file():
+    from depth_estimation.datasets.tum import has_pairing
+
+    if has_pairing(path):
         return 'tum'
     if (path / 'metadata.yaml').is_file() and \
             any(p.suffix in ('.mcap', '.db3') for p in path.iterdir()):
         return 'rosbag'
     if (path / 'imagelist.txt').is_file():
         return 'ibims'
+    if (path / 'test_annotations.json').is_file():
+        return 'annotations'
     if next(path.glob('frame-*.color.*'), None) is not None \
             or next(path.glob('*/frame-*.color.*'), None) is not None:
         return 'sevenscenes'
-    raise DatasetError(f'{path}: cannot tell the dataset format (no dataset.yaml, rgb.txt + '
-                       'depth.txt, rosbag2 metadata.yaml, imagelist.txt or frame-*.color.*); '
-                       'give name:path')
+    raise DatasetError(f'{path}: cannot tell the dataset format (no dataset.yaml, TUM '
+                       'associations.txt / rgb.txt + depth.txt / pairs.txt, rosbag2 '
+                       'metadata.yaml, imagelist.txt, test_annotations.json or '
+                       'frame-*.color.*); give name:path')
 
 
 def get_dataset(name_or_path: Union[str, Path], **options: Any) -> RGBDDataset:

@@ -1,22 +1,35 @@
 """TUM RGB-D benchmark sequences (and anything written in their format).
 
-Layout (https://cvg.cit.tum.de/data/datasets/rgbd-dataset/file_formats): `<root>/rgb.txt` and
-`<root>/depth.txt` with lines `timestamp path` ('#' comments), paths relative to the root; colour
-8-bit PNG, depth 16-bit PNG with 5000 units per metre (0 = missing), registered to the colour
-camera. Colour and depth are paired as the benchmark's associate.py does: closest timestamps
-first, each frame used once, pairs further apart than `max_difference` (default 0.02 s) dropped.
+Layout (https://cvg.cit.tum.de/data/datasets/rgbd-dataset/file_formats): colour 8-bit PNG (or
+JPEG), depth 16-bit PNG with 5000 units per metre (0 = missing), registered to the colour camera.
+Which colour frame goes with which depth frame is read from the first of these that the root
+holds:
+
+- `associations.txt`: the output of the benchmark's associate.py, lines
+  `rgb_stamp rgb_path depth_stamp depth_path`, used as they are;
+- `rgb.txt` + `depth.txt`: lines `timestamp path`, paired as associate.py does (closest stamps
+  first, each frame used once, pairs further apart than `max_difference`, default 0.02 s, dropped);
+- `pairs.txt`: lines `rgb_path depth_path [anything else]` (a keyframe subset, such as the
+  fr3_cabinet keyframes of Cube SLAM), the timestamp taken from the colour file name
+  (`0003_1341841280.8507.jpg` -> 1341841280.8507; the line number when the name holds none).
+
+Paths are relative to the root; '#' lines are comments.
 
 Calibration (`calibration`): 'fr1', 'fr2' or 'fr3' (the benchmark's published colour intrinsics),
 'ros' (the ROS default 525 / 525 / 319.5 / 239.5 that TUM documents as the fallback), an
-`Intrinsics`, or a camera file (ROS camera_info YAML, ...). The default ('auto') takes frN from
-'freiburgN' in the sequence folder name and otherwise the ROS default, with a warning. Lens
-distortion (fr1 / fr2 publish small coefficients) is ignored.
+`Intrinsics`, or a camera file (ROS camera_info YAML, `fx fy cx cy width height` JSON, ...). The
+default ('auto') reads `intrinsics.json` in the root when there is one, else takes frN from
+'freiburgN' / 'frN_' in the sequence folder name, else the ROS default, with a warning. A
+`depth_scale` in that intrinsics.json (units per metre) replaces the default 5000 unless
+`depth_factor` is given. Lens distortion (fr1 / fr2 publish small coefficients) is ignored.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Optional, Union
+import re
+from typing import Any, Optional, Union
 
 from depth_estimation.datasets.base import (LOGGER, DatasetError, PathLike, RGBDDataset,
                                             RGBDSample, associate_stamps, check_same_size,
@@ -33,6 +46,12 @@ TUM_CALIBRATIONS = {
 TUM_DEPTH_FACTOR = 5000.0
 
 
+# ((colour stamp, colour path), (depth stamp, depth path)), paths relative to the root
+Pair = tuple[tuple[float, str], tuple[float, str]]
+INTRINSICS_FILE = 'intrinsics.json'
+_NAME_STAMP = re.compile(r'(\d+\.\d+)$')
+
+
 def read_stamped_list(path: Path) -> list[tuple[float, str]]:
     """`timestamp path` lines of rgb.txt / depth.txt."""
     entries = []
@@ -46,12 +65,90 @@ def read_stamped_list(path: Path) -> list[tuple[float, str]]:
     return entries
 
 
+def read_associations(path: Path) -> list[Pair]:
+    """`rgb_stamp rgb_path depth_stamp depth_path` lines (associate.py output)."""
+    pairs = []
+    for number, line in enumerate(read_list_file(path), start=1):
+        words = line.split()
+        try:
+            pairs.append(((float(words[0]), words[1]), (float(words[2]), words[3])))
+        except (ValueError, IndexError):
+            raise DatasetError(f'{path}: line {number} {line!r} is not "rgb_stamp rgb_path '
+                               'depth_stamp depth_path"') from None
+    return pairs
+
+
+def read_pairs_list(path: Path) -> list[Pair]:
+    """`rgb_path depth_path [...]` lines; both stamps from the colour file name."""
+    pairs = []
+    for number, line in enumerate(read_list_file(path), start=1):
+        words = line.split()
+        if len(words) < 2:
+            raise DatasetError(f'{path}: line {number} {line!r} is not "rgb_path depth_path"')
+        match = _NAME_STAMP.search(Path(words[0]).stem)
+        stamp = float(match.group(1)) if match else float(number)
+        pairs.append(((stamp, words[0]), (stamp, words[1])))
+    return pairs
+
+
+def has_pairing(root: Path) -> bool:
+    """Whether `root` holds one of the pairing files a TUM sequence is read from."""
+    return ((root / 'associations.txt').is_file() or (root / 'pairs.txt').is_file()
+            or ((root / 'rgb.txt').is_file() and (root / 'depth.txt').is_file()))
+
+
+def pair_frames(root: Path, max_difference: float) -> list[Pair]:
+    """The colour / depth pairs of a sequence, sorted by colour time (see the module docstring)."""
+    if (root / 'associations.txt').is_file():
+        pairs = read_associations(root / 'associations.txt')
+    elif (root / 'rgb.txt').is_file() and (root / 'depth.txt').is_file():
+        colour = read_stamped_list(root / 'rgb.txt')
+        depth = read_stamped_list(root / 'depth.txt')
+        pairs = [(colour[i], depth[j]) for i, j in associate_stamps(
+            [s for s, _ in colour], [s for s, _ in depth], max_difference)]
+        if not pairs:
+            raise DatasetError(f'{root}: no rgb.txt / depth.txt pair is closer than '
+                               f'{max_difference} s')
+    elif (root / 'pairs.txt').is_file():
+        pairs = read_pairs_list(root / 'pairs.txt')
+    else:
+        raise DatasetError(f'{root}: no associations.txt, rgb.txt + depth.txt or pairs.txt')
+    if not pairs:
+        raise DatasetError(f'{root}: the pairing file lists no frames')
+    return sorted(pairs, key=lambda pair: pair[0][0])
+
+
+def read_sequence_info(root: Path) -> dict[str, Any]:
+    """The parsed intrinsics.json of a sequence folder ({} when there is none)."""
+    path = root / INTRINSICS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DatasetError(f'{path}: cannot read the JSON ({error})') from None
+    if not isinstance(info, dict):
+        raise DatasetError(f'{path}: expected a JSON object')
+    return info
+
+
+def _camera_file(path: Path) -> Intrinsics:
+    from depth_estimation.io import read_intrinsics_file
+
+    try:
+        return read_intrinsics_file(path)
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
+
+
 def resolve_calibration(calibration: Union[str, Intrinsics, PathLike, None],
                         root: Path) -> Intrinsics:
     """The colour intrinsics for a TUM sequence (see the module docstring)."""
     if isinstance(calibration, Intrinsics):
         return calibration
     if calibration is None or calibration == 'auto':
+        if (root / INTRINSICS_FILE).is_file():
+            return _camera_file(root / INTRINSICS_FILE)
         name = root.resolve().name.lower()
         for number in ('1', '2', '3'):
             if f'freiburg{number}' in name or f'fr{number}_' in name:
@@ -63,12 +160,7 @@ def resolve_calibration(calibration: Union[str, Intrinsics, PathLike, None],
         return TUM_CALIBRATIONS[str(calibration)]
     path = Path(calibration)
     if path.is_file():
-        from depth_estimation.io import read_intrinsics_file
-
-        try:
-            return read_intrinsics_file(path)
-        except ValueError as error:
-            raise DatasetError(str(error)) from None
+        return _camera_file(path)
     raise DatasetError(f'calibration must be fr1, fr2, fr3, ros, auto, Intrinsics or a camera '
                        f'file; got {calibration!r}')
 
@@ -78,21 +170,26 @@ class TUMDataset(RGBDDataset):
 
     def __init__(self, root: PathLike,
                  calibration: Union[str, Intrinsics, PathLike, None] = 'auto',
-                 max_difference: float = 0.02, depth_factor: float = TUM_DEPTH_FACTOR,
+                 max_difference: float = 0.02, depth_factor: Optional[float] = None,
                  skip_broken: bool = False, name: Optional[str] = None) -> None:
         self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f'{self.root}: TUM sequence folder does not exist')
         self.skip_broken = bool(skip_broken)
-        self.depth_factor = float(depth_factor)
+        if depth_factor is None:
+            depth_factor = read_sequence_info(self.root).get('depth_scale', TUM_DEPTH_FACTOR)
+        try:
+            self.depth_factor = float(depth_factor)
+        except (TypeError, ValueError):
+            raise DatasetError(f'{self.root}: depth factor {depth_factor!r} is not a number'
+                               ) from None
+        if not self.depth_factor > 0:
+            raise DatasetError(f'{self.root}: depth factor must be positive, got '
+                               f'{self.depth_factor}')
         self.name = name or f'tum:{self.root.name}'
         self.min_depth, self.max_depth, self.eval_crop = 1e-3, 10.0, None
         self.intrinsics = resolve_calibration(calibration, self.root)
-        colour = read_stamped_list(self.root / 'rgb.txt')
-        depth = read_stamped_list(self.root / 'depth.txt')
-        pairs = associate_stamps([s for s, _ in colour], [s for s, _ in depth], max_difference)
-        if not pairs:
-            raise DatasetError(f'{self.root}: no rgb.txt / depth.txt pair is closer than '
-                               f'{max_difference} s')
-        self.pairs = [(colour[i], depth[j]) for i, j in pairs]
+        self.pairs = pair_frames(self.root, max_difference)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -118,4 +215,4 @@ class TUMDataset(RGBDDataset):
                           name=self.sample_name(index))
 
 
-__all__ = ['TUMDataset', 'TUM_CALIBRATIONS', 'resolve_calibration']
+__all__ = ['TUMDataset', 'TUM_CALIBRATIONS', 'has_pairing', 'pair_frames', 'resolve_calibration']

@@ -31,6 +31,7 @@ from typing import Optional
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 METHODS = ('spread', 'log_spread', 'mass', 'entropy', 'max_prob')
 DEFAULT_METHOD = 'spread'  # measured choice: see the module docstring and docs/refinement.md
@@ -141,6 +142,12 @@ class DepthWithConfidence(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self.model.forward_outputs(image)
-        confidence = confidence_from_bins(outputs.bin_centers, outputs.probs, outputs.depth,
-                                          self.method, self.tolerance)
+        if outputs.probs.shape[-2:] == outputs.depth.shape[-2:]:
+            confidence = confidence_from_bins(outputs.bin_centers, outputs.probs, outputs.depth,
+                                              self.method, self.tolerance)
+        else:  # a head that runs below the output resolution (FastDepth core): its own depth
+            confidence = confidence_from_bins(outputs.bin_centers, outputs.probs, None,
+                                              self.method, self.tolerance)
+            confidence = F.interpolate(confidence, size=outputs.depth.shape[-2:],
+                                       mode='bilinear', align_corners=False)  # (B, 1, H, W)
         return outputs.depth, confidence

@@ -19,7 +19,7 @@ CONFIG_FORMAT = 1
 class BackboneConfig:
     """The relative-depth core: a transformers backbone and the stages the DPT neck taps."""
 
-    model_type: str = 'beit'  # transformers model type: 'beit' or 'swinv2'
+    model_type: str = 'beit'  # 'beit' or 'swinv2' (transformers model types), or 'fastdepth'
     # pretraining size; BEiT's relative-position window is image_size / patch_size
     image_size: int = 384
     patch_size: int = 16
@@ -36,10 +36,18 @@ class BackboneConfig:
     num_heads: tuple[int, ...] = ()
     window_size: int = 0
     pretrained_window_sizes: tuple[int, ...] = ()
+    # FastDepth only ('fastdepth', depth_estimation.model.fastdepth): output channels of its 14
+    # encoder layers and 5 decoder blocks (the pruned widths of the published model).
+    encoder_channels: tuple[int, ...] = ()
+    decoder_channels: tuple[int, ...] = ()
 
     def to_transformers(self) -> Any:
-        """Build the transformers backbone configuration."""
+        """Build the transformers backbone configuration (None for FastDepth: not transformers).
+        """
         from transformers import BeitConfig, Swinv2Config
+
+        if self.model_type == 'fastdepth':
+            return None
 
         out_features = [f'stage{index}' for index in self.out_indices]
         if self.model_type == 'beit':
@@ -71,8 +79,8 @@ class BackboneConfig:
                 out_features=out_features,
                 reshape_hidden_states=True,
             )
-        raise ValueError(
-            f"unknown backbone model_type {self.model_type!r}; expected 'beit' or 'swinv2'")
+        raise ValueError(f'unknown backbone model_type {self.model_type!r}; expected '
+                         "'beit', 'swinv2' or 'fastdepth'")
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,46 @@ def zoedepth_small() -> ZoeDepthConfig:
         input_height=192,
         input_width=256,
     )
+
+
+# The pruned NYU FastDepth (dwofk/fast-depth; depth_estimation.model.fastdepth): output channels of
+# its 14 encoder layers and 5 decoder blocks.
+FASTDEPTH_NYU_ENCODER_CHANNELS = (16, 56, 88, 120, 144, 256, 408, 376, 272, 288, 296, 328, 480,
+                                  512)
+FASTDEPTH_NYU_DECODER_CHANNELS = (200, 256, 120, 56, 16)
+
+
+@register
+def zoedepth_fastdepth() -> ZoeDepthConfig:
+    """ZoeDepth's metric bins head on the pretrained FastDepth (NYU v2, MIT), 224 x 288 input.
+
+    The relative-depth core is FastDepth (`depth-estimation convert fast_depth_224.tflite`): the
+    seed bin regressor reads its encoder bottleneck (H/32, 512 channels), the attractors its
+    decoder maps at H/16, H/8, H/4 and H/2 (coarse to fine), and the conditional log-binomial its
+    last decoder features (H/2, 16 channels) with its depth as the relative-depth input; the
+    depth is upsampled from H/2 to the input size. The head is sized for CPUs: 32 bins, 32-d bin
+    embedding (also the width of the projector and attractor MLPs), 64-channel bottleneck,
+    attractors 16/8/4/1 as in ZoeDepth. 224 x 288 keeps the 224-pixel height FastDepth was
+    trained at on 4:3 frames (REL on the NYU frames 0.114 vs 0.121 at 224 x 224 and 0.239 at
+    192 x 256; docs/training.md). The input is RGB in [0, 1] (mean 0, std 1), as FastDepth's.
+    """
+    return ZoeDepthConfig(
+        name='zoedepth_fastdepth',
+        backbone=BackboneConfig(model_type='fastdepth', image_size=224, patch_size=32,
+                                hidden_size=FASTDEPTH_NYU_ENCODER_CHANNELS[-1],
+                                num_hidden_layers=0, num_attention_heads=0, intermediate_size=0,
+                                out_indices=(), layer_norm_eps=0.0,
+                                encoder_channels=FASTDEPTH_NYU_ENCODER_CHANNELS,
+                                decoder_channels=FASTDEPTH_NYU_DECODER_CHANNELS),
+        neck_hidden_sizes=(),
+        reassemble_factors=(),
+        fusion_hidden_size=FASTDEPTH_NYU_DECODER_CHANNELS[-2],
+        num_relative_features=FASTDEPTH_NYU_DECODER_CHANNELS[-1],
+        bottleneck_features=64,
+        bins=(BinConfig(name='nyu', n_bins=32, min_depth=1e-3, max_depth=10.0),),
+        bin_embedding_dim=32,
+        input_height=224,
+        input_width=288,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+    )
