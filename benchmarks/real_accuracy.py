@@ -44,6 +44,7 @@ for path in (REPO_ROOT, Path(__file__).resolve().parent):
 from refinement_data import pyplot, spearman  # noqa: E402
 
 from depth_estimation.evaluation.metrics import (compute_metrics, prepare,  # noqa: E402
+                                                 resize_bilinear_align_corners,
                                                  RunningAverageDict)
 from depth_estimation.progress import Progress  # noqa: E402
 
@@ -116,6 +117,14 @@ def backend_predictor(path: Path, threads: int) -> Predictor:
     return predict
 
 
+def confidence_method(path: Path) -> Optional[str]:
+    """The confidence method an exported model was written with (its metadata), if any."""
+    from depth_estimation.artifacts import read_metadata
+
+    outputs = read_metadata(path).extra.get('outputs', {})
+    return outputs.get('confidence', {}).get('method')
+
+
 def open_models(args: argparse.Namespace) -> tuple[dict[str, Predictor], dict[str, str]]:
     """The predictors that can run here, and the reason for each one that cannot."""
     wanted = {'fastdepth_int8': (litert_predictor, args.tflite),
@@ -182,6 +191,8 @@ def score_frame(sample: Any, prediction: tuple[np.ndarray, Optional[np.ndarray]]
                 protocol: dict[str, Any]) -> dict[str, float]:
     """The metrics of one model on one frame (plus median-scaled REL and confidence rho)."""
     depth, confidence = prediction
+    if depth.shape != sample.depth.shape:  # FastDepth's 224 x 224: resized once, as the metrics do
+        depth = resize_bilinear_align_corners(depth, sample.depth.shape)
     metrics = compute_metrics(sample.depth, depth, **protocol)
     scaled = compute_metrics(sample.depth, median_scaled(sample.depth, depth, protocol),
                              **protocol)
@@ -230,12 +241,14 @@ def to_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {source} | {result['frames']} | {model} | {scores['abs_rel']:.3f} | "
                          f"{scores['a1']:.3f} | {scores['rmse']:.3f} | "
                          f"{scores['abs_rel_median_scaled']:.3f} |")
-    correlations = [(source, model, scores['confidence_spearman'])
+    methods = report.get('confidence_methods', {})
+    correlations = [(source, f'{model} ({methods.get(model)})', scores['confidence_spearman'])
                     for source, result in report['sources'].items()
                     for model, scores in result['models'].items()
                     if 'confidence_spearman' in scores]
     if correlations:
-        lines += ['', f'| source | model | Spearman(confidence, abs error), mean over frames | '
+        lines += ['', f'| source | model (confidence method) | Spearman(confidence, abs error), '
+                      f'mean over frames | '
                       f'target <= {CONFIDENCE_TARGET} |', '|---|---|---|---|']
         lines += [f'| {source} | {model} | {rho:.3f} | '
                   f'{"met" if rho <= CONFIDENCE_TARGET else "not met"} |'
@@ -275,7 +288,6 @@ def plot_bars(report: dict[str, Any], path: Path) -> Path:
 def plot_panels(examples: dict[str, Any], path: Path) -> Path:
     """One row per source (its middle frame): colour | sensor | each model, one depth scale a row,
     and the confidence of the model that has one."""
-    from depth_estimation.evaluation.metrics import resize_bilinear_align_corners
     from depth_estimation.visualize import auto_range, colorize_depth
 
     plt = pyplot()
@@ -344,6 +356,9 @@ def main(argv: Optional[list[str]] = None) -> int:
               'models': {'fastdepth_int8': str(args.tflite), 'fastdepth_float': str(args.tflite),
                          'zoedepth_fastdepth': str(args.model),
                          'zoedepth_small_sim': str(args.sim_model)},
+              'confidence_methods': {name: confidence_method(path) for name, path in (
+                  ('zoedepth_fastdepth', args.model), ('zoedepth_small_sim', args.sim_model))
+                  if name in models},
               'skipped': skipped, 'sources': results}
     args.output.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(report)
