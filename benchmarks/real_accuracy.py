@@ -275,7 +275,7 @@ def plot_bars(report: dict[str, Any], path: Path) -> Path:
                       for source in sources]
             axis.bar(np.arange(len(sources)) + (number - (len(models) - 1) / 2) * width, values,
                      width, label=model)
-        axis.set_xticks(range(len(sources)), sources, fontsize=8)
+        axis.set_xticks(range(len(sources)), sources, fontsize=7, rotation=15)
         axis.set_title(label)
         axis.grid(alpha=0.3, axis='y')
     axes[0].legend(fontsize=7)
