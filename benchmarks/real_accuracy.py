@@ -145,9 +145,10 @@ def open_models(args: argparse.Namespace) -> tuple[dict[str, Predictor], dict[st
     return models, skipped
 
 
-def evaluation_sources(split: Path, data_root: Path, step: int,
-                       max_frames: Optional[int]) -> dict[str, tuple[Any, list[int]]]:
-    """source name -> (reader, indices): the split's `evaluate` set, every `step`-th frame."""
+def evaluation_sources(split: Path, data_root: Path, step: int, max_frames: Optional[int],
+                       source_steps: dict[str, int]) -> dict[str, tuple[Any, list[int]]]:
+    """source name -> (reader, indices): the split's `evaluate` set, every `step`-th frame (or
+    the source's own step)."""
     from training.data import open_spec, read_split
 
     sources: dict[str, tuple[Any, list[int]]] = {}
@@ -156,8 +157,8 @@ def evaluation_sources(split: Path, data_root: Path, step: int,
                        if key not in ('source', 'frames', 'weight')}
         dataset, options = open_spec(reader_spec)
         indices = list(range(len(dataset)))[slice(options.get('start'), options.get('stop'))]
-        indices = indices[::step][:max_frames]
         name = spec['source']
+        indices = indices[::source_steps.get(name, step)][:max_frames]
         previous = sources.get(name, (dataset, []))[1]
         sources[name] = (dataset, previous + indices)
     return sources
@@ -332,13 +333,21 @@ def parse_arguments(argv: Optional[list[str]]) -> argparse.Namespace:
                         help='split file whose `evaluate` set is scored')
     parser.add_argument('--data-root', type=Path, default=SHARED / 'data')
     parser.add_argument('--step', type=int, default=1, help='every STEP-th frame of a source')
+    parser.add_argument('--source-step', action='append', default=[], metavar='SOURCE=N',
+                        help='every N-th frame of one source (repeatable), e.g. '
+                             'sevenscenes_redkitchen=2')
     parser.add_argument('--max-frames', type=int, default=None, help='at most N frames a source')
     parser.add_argument('--skip', nargs='*', default=[], help='model names to leave out')
     parser.add_argument('--threads', type=int, default=2, help='threads of every model')
     parser.add_argument('--output', type=Path, default=REPO_ROOT / 'outputs' / 'real_accuracy')
     args = parser.parse_args(argv)
-    if args.step < 1 or (args.max_frames is not None and args.max_frames < 1):
-        parser.error('--step and --max-frames must be >= 1')
+    try:
+        args.source_steps = {name: int(value) for name, _, value in
+                             (text.partition('=') for text in args.source_step)}
+    except ValueError:
+        parser.error(f'--source-step takes SOURCE=N, got {args.source_step}')
+    if min([args.step, args.max_frames or 1, *args.source_steps.values()]) < 1:
+        parser.error('--step, --source-step and --max-frames must be >= 1')
     return args
 
 
@@ -349,10 +358,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     models, skipped = open_models(args)
     if not models:
         raise SystemExit(f'no model could be opened: {skipped}')
-    sources = evaluation_sources(args.split, args.data_root, args.step, args.max_frames)
+    sources = evaluation_sources(args.split, args.data_root, args.step, args.max_frames,
+                                 args.source_steps)
     results, examples = evaluate(models, sources)
     report = {'format': 'depth_estimation.real_accuracy/1', 'machine': machine_line(),
               'split': str(args.split), 'step': args.step, 'max_frames': args.max_frames,
+              'source_steps': args.source_steps,
               'models': {'fastdepth_int8': str(args.tflite), 'fastdepth_float': str(args.tflite),
                          'zoedepth_fastdepth': str(args.model),
                          'zoedepth_small_sim': str(args.sim_model)},
