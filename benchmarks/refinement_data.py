@@ -286,7 +286,7 @@ _MODEL: Optional[TorchModel] = None
 
 
 def shared_model() -> TorchModel:
-    """One loaded demo model per process (the scripts of refinement.py share it)."""
+    """One loaded model per process (the scripts of refinement.py share it)."""
     global _MODEL
     if _MODEL is None:
         _MODEL = TorchModel()
