@@ -1,7 +1,9 @@
 """Scale anchoring on real RGB-D frames: REL with and without, sparse samples drawn from the GT.
 
-Frames: 7-Scenes redkitchen 440..598 (held out from the demo model's training, in order, so the
-temporal smoother sees a real sequence), the 3 NYU v2 test frames and the 3 KITTI frames.
+Frames: 7-Scenes redkitchen 440..598 (held out from the measured model's training, in order, so
+the temporal smoother sees a real sequence), the TUM fr2_desk and fr1_desk sequences (tabletops,
+evaluation-only in the real-data split), the 3 NYU v2 test frames and the 3 KITTI frames
+(outdoors).
 Sparse metric samples are drawn from each frame's ground truth inside the evaluation crop:
 - `zones8x8`: an 8 x 8 multizone time-of-flight sensor covering the image: each zone reports
   the median ground truth of its block (zones with under 50 % valid ground truth report
@@ -11,7 +13,7 @@ Sparse metric samples are drawn from each frame's ground truth inside the evalua
 - `scan`: a planar scanner level with the camera: the LaserScan of the ground truth's row at cy
   (depth_estimation.pipeline.laserscan), 1 % noise, 10 % outliers, projected back into the
   image with `anchoring.scan_to_sparse_depth` (the path a real LaserScan takes in the node).
-Depth is the demo model's (benchmarks/train_refinement_model.py) and, as a check of the
+Depth is the measured model's (refinement_data.MODEL_PATH) and, as a check of the
 estimator alone, a synthetic scale-corrupted ground truth: pred = GT * s * exp(0.1 N(0, 1))
 for s in {0.5, 0.8, 1.25, 2.0}; the fitted scale should be 1 / s.
 
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from refinement_data import (Frame, delta1, describe_model, evaluation_mask,  # noqa: E402
                              kitti_frames, nyu_frames, pyplot, rel, save_figure,
-                             sevenscenes_frames, shared_model, write_json)
+                             sevenscenes_frames, shared_model, tum_frames, write_json)
 
 from depth_estimation.pipeline.anchoring import (OPTICAL_FROM_FORWARD, ScaleSmoother,  # noqa: E402
                                                  fit_scale_to_sparse, scan_to_sparse_depth,
@@ -247,6 +249,8 @@ def main() -> dict:
     model = shared_model()
     indoor = ['zones8x8', 'lidar64', 'scan']
     datasets = {'7-Scenes held-out': (sevenscenes_frames('held_out'), indoor),
+                'TUM fr2_desk': (tum_frames('fr2_desk'), indoor),
+                'TUM fr1_desk': (tum_frames('fr1_desk'), indoor),
                 'NYU v2': (nyu_frames(), indoor), 'KITTI': (kitti_frames(), ['lidar64', 'scan'])}
     results, synthetic_results = {}, {}
     predictions = {}
@@ -258,7 +262,7 @@ def main() -> dict:
     sweep = {name: threshold_sweep(frames, predictions[name])
              for name, (frames, _) in datasets.items()}
 
-    print('REL (delta1) with the demo model; anchoring fits the scale on the sparse samples')
+    print('REL (delta1) with the measured model; anchoring fits the scale on the sparse samples')
     for name, result in results.items():
         print(f"-- {name} ({result['frames']} frames)")
         for key, values in result['table'].items():

@@ -1,10 +1,10 @@
 """Does the bin-mixture confidence rank the errors? Spearman rank correlation on real frames.
 
-For every held-out frame with ground truth (7-Scenes redkitchen 440..598, the 3 NYU v2 test
-frames, the TUM desk frame, the RealSense D435 frame), the demo model
-(benchmarks/train_refinement_model.py) predicts depth and the confidence of each method in
-depth_estimation.model.confidence; then, over the valid ground-truth pixels of the evaluation
-crop:
+For every held-out frame with ground truth (7-Scenes redkitchen 440..598, the TUM fr2_desk and
+fr1_desk sequences, the 3 NYU v2 test frames, the TUM desk frame of Open3D, the RealSense D435
+frame), the measured model (refinement_data.MODEL_PATH) predicts depth and the confidence of
+each method in depth_estimation.model.confidence; then, over the valid ground-truth pixels of the
+evaluation crop:
 - Spearman rho(confidence, |error|), rho(confidence, |error| / depth) and rho(confidence,
   |log(s pred / GT)|) with s = median(GT / pred) of the frame (the error left once the scale is
   right, e.g. after anchoring): negative = the confidence ranks errors (low confidence where
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from refinement_data import (Frame, describe_model, evaluation_mask, nyu_frames,  # noqa: E402
                              pyplot, realsense_frame, save_figure, sevenscenes_frames,
-                             shared_model, spearman, tum_frame, write_json)
+                             shared_model, spearman, tum_frame, tum_frames, write_json)
 
 KEEP = np.linspace(1.0, 0.1, 10)  # fractions of pixels kept in the sparsification curve
 
@@ -134,7 +134,9 @@ def main() -> dict:
     from depth_estimation.model.confidence import METHODS
 
     held_out_frames = sevenscenes_frames('held_out')
-    datasets = {'7-Scenes held-out': held_out_frames, 'NYU v2': nyu_frames(),
+    datasets = {'7-Scenes held-out': held_out_frames,
+                'TUM fr2_desk + fr1_desk': tum_frames('fr2_desk') + tum_frames('fr1_desk'),
+                'NYU v2': nyu_frames(),
                 'TUM + RealSense': [tum_frame(), realsense_frame()]}
     results = {name: evaluate(frames) for name, frames in datasets.items()}
     print('Spearman rho per frame, mean over frames (negative: low confidence = large error)')

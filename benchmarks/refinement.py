@@ -1,8 +1,11 @@
 """Every measured figure of docs/refinement.md: confidence, anchoring, focal length, laser scan,
-temporal filter, on real frames of ../shared/data with the demo model.
+temporal filter, on real frames of ../shared/data with one model (a checkpoint).
 
-    .venv/bin/python benchmarks/train_refinement_model.py  # once: trains the model (tiny preset)
-    .venv/bin/python benchmarks/refinement.py  # all measurements; or one: --only confidence
+    .venv/bin/python benchmarks/refinement.py --model outputs/zoedepth_fastdepth_real.pt
+    .venv/bin/python benchmarks/refinement.py --only anchoring  # one part
+
+`--model` (or REFINEMENT_MODEL=<checkpoint>) picks the model; the default is the real-data model
+at outputs/zoedepth_fastdepth_real.pt (refinement_data.DEFAULT_MODEL).
 
 Each part is its own script (benchmarks/<part>.py) and can run alone; this one runs them
 in one process (the model's predictions are shared) and adds the laser-scan figures. Everything
@@ -24,9 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import anchoring  # noqa: E402
 import confidence  # noqa: E402
 import focal  # noqa: E402
+import refinement_data  # noqa: E402
 import temporal  # noqa: E402
-from refinement_data import (OUTPUT_DIR, describe_model, pyplot, save_figure,  # noqa: E402
-                             sevenscenes_frames, shared_model, write_json)
+from refinement_data import (Frame, OUTPUT_DIR, describe_model, pyplot,  # noqa: E402
+                             REPO_ROOT, save_figure, sevenscenes_frames, shared_model, tum_frames,
+                             write_json)
 
 from depth_estimation.pipeline.anchoring import fit_scale_to_sparse, zone_depths  # noqa: E402
 from depth_estimation.pipeline.laserscan import depth_to_scan  # noqa: E402
@@ -41,19 +46,30 @@ def median_ms(function, repeats: int = 100) -> float:  # noqa: ANN001 - a callab
     return float(np.median(timings) * 1000.0)
 
 
-def laserscan() -> dict:
-    """Scan from the predicted depth against the scan from the ground truth (same geometry)."""
+def scan_differences(frames: list[Frame]) -> dict:
+    """Median relative difference of the scan from the predicted depth against the scan from the
+    ground truth (scan_height 10, same geometry), mean over frames; finite share of the bins."""
     model = shared_model()
-    frames = sevenscenes_frames('held_out')
     differences, coverage = [], []
     for frame in frames:
         pred = model.predict_frame(frame)[0]
         truth = np.where(frame.depth > 0, frame.depth, np.nan).astype(np.float32)
-        scan_pred, geometry = depth_to_scan(pred, frame.intrinsics, scan_height=10)
+        scan_pred, _ = depth_to_scan(pred, frame.intrinsics, scan_height=10)
         scan_true, _ = depth_to_scan(truth, frame.intrinsics, scan_height=10)
         both = np.isfinite(scan_pred) & np.isfinite(scan_true)
         differences.append(np.median(np.abs(scan_pred[both] - scan_true[both]) / scan_true[both]))
         coverage.append(float(np.isfinite(scan_pred).mean()))
+    return {'frames': len(frames), 'median_rel_range_difference': float(np.mean(differences)),
+            'finite_fraction': float(np.mean(coverage))}
+
+
+def laserscan() -> dict:
+    """Scan from the predicted depth against the scan from the ground truth, and its cost."""
+    model = shared_model()
+    frames = sevenscenes_frames('held_out')
+    sets = {'7-Scenes held-out': scan_differences(frames),
+            'TUM fr2_desk + fr1_desk': scan_differences(tum_frames('fr2_desk')
+                                                        + tum_frames('fr1_desk'))}
     frame = frames[len(frames) // 2]
     pred = model.predict_frame(frame)[0]
     truth = np.where(frame.depth > 0, frame.depth, np.nan).astype(np.float32)
@@ -80,13 +96,13 @@ def laserscan() -> dict:
     axis.set_title(f'{frame.name}: LaserScan, 10 rows around cy')
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
-    result = {'frames': len(frames), 'median_rel_range_difference': float(np.mean(differences)),
-              'finite_fraction': float(np.mean(coverage)), 'latency_ms': latency,
+    result = {**sets['7-Scenes held-out'], 'sets': sets, 'latency_ms': latency,
               'plot': str(save_figure(figure, 'laserscan.png'))}
-    print(f"laser scan (scan_height 10) from predicted vs ground-truth depth, {len(frames)} "
-          f"7-Scenes held-out frames: median relative range difference "
-          f"{result['median_rel_range_difference']:.3f}, finite ranges "
-          f"{100 * result['finite_fraction']:.0f} %")
+    for name, values in sets.items():
+        print(f"laser scan (scan_height 10) from predicted vs ground-truth depth, "
+              f"{values['frames']} {name} frames: median relative range difference "
+              f"{values['median_rel_range_difference']:.3f}, finite ranges "
+              f"{100 * values['finite_fraction']:.0f} %")
     for name, value in latency.items():
         print(f'   latency {name}: {value:.2f} ms')
     write_json('laserscan.json', result)
@@ -101,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--only', choices=sorted(PARTS), action='append',
                         help='run only these parts (repeatable)')
+    parser.add_argument('--model', type=Path, default=None,
+                        help='checkpoint to measure (default: REFINEMENT_MODEL, else '
+                             f'{refinement_data.DEFAULT_MODEL.relative_to(REPO_ROOT)})')
     args = parser.parse_args(argv)
+    if args.model is not None:
+        refinement_data.MODEL_PATH = args.model.resolve()
     print(f'model: {describe_model()}')
     results = {}
     for name in args.only or list(PARTS):

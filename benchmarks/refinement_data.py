@@ -4,8 +4,13 @@ The shared dataset package (depth_estimation/datasets) is being written concurre
 loaders read the few folders the refinement measurements need, directly, following
 ../shared/data/MANIFEST.md (depth scales, intrinsics). Benchmarks only: nothing imports this.
 
-7-Scenes split (redkitchen, every 2nd frame 0..598 in ../shared): frames 0..418 train the demo
-model, 420..438 are left out as a gap (neighbouring frames look alike), 440..598 are held out.
+The model measured is `REFINEMENT_MODEL` (a checkpoint, default outputs/zoedepth_fastdepth_real.pt:
+ZoeDepth on FastDepth trained on the real-data split, TUM fr1_rpy and fr3_cabinet only), or
+`refinement.py --model`. 7-Scenes redkitchen (every 2nd frame 0..598 in ../shared) is
+evaluation-only for that model; frames 440..598 are the ones the scripts use, also held out from
+the tiny 7-Scenes model (benchmarks/train_refinement_model.py: frames 0..418 train it, 420..438
+are a gap). TUM fr2_desk and fr1_desk (tabletops, evaluation-only in the split) are the scenes
+the real-data model finds hardest.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from depth_estimation.geometry import Intrinsics  # noqa: E402
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 # REFINEMENT_OUTPUT=<folder>: where the JSON and plots go (default outputs/refinement)
 OUTPUT_DIR = Path(os.environ.get('REFINEMENT_OUTPUT', REPO_ROOT / 'outputs' / 'refinement'))
-# the demo model; REFINEMENT_MODEL=<checkpoint> measures another one
-DEFAULT_MODEL = REPO_ROOT / 'outputs' / 'refinement' / 'tiny_7scenes.pt'
+# the real-data model; REFINEMENT_MODEL=<checkpoint> (or refinement.py --model) measures another,
+# e.g. outputs/refinement/tiny_7scenes.pt (benchmarks/train_refinement_model.py)
+DEFAULT_MODEL = REPO_ROOT / 'outputs' / 'zoedepth_fastdepth_real.pt'
 MODEL_PATH = Path(os.environ.get('REFINEMENT_MODEL', DEFAULT_MODEL)).resolve()
 SEVENSCENES_FOCAL = 585.0  # fx = fy at 640 x 480 (camera-intrinsics.txt)
 # REFINEMENT_QUICK=1: every 8th held-out frame only, to check the scripts run (figures not valid)
@@ -76,6 +82,17 @@ def sevenscenes_frames(which: str = 'all') -> list[Frame]:
         frames.append(Frame(f'7scenes/{number:06d}', read_rgb_file(color), depth, intrinsics,
                             max_depth=10.0, pose=pose))
     return frames
+
+
+def tum_frames(sequence: str) -> list[Frame]:
+    """A TUM RGB-D sequence of ../shared/data/tum_rgbd (depth / 5000, the sequence's intrinsics),
+    read with depth_estimation.datasets; with REFINEMENT_QUICK every 8th frame."""
+    from depth_estimation.datasets import get_dataset
+
+    dataset = get_dataset(str(require(SHARED_DATA / 'tum_rgbd' / sequence)))
+    indices = range(0, len(dataset), 8 if QUICK else 1)
+    return [Frame(f'tum/{sample.name}', sample.image, sample.depth, sample.intrinsics)
+            for sample in (dataset[index] for index in indices)]
 
 
 def _metric3d(folder: str, max_depth: float, eval_crop: str) -> list[Frame]:
@@ -217,12 +234,15 @@ class TorchModel:
     letterbox pre/post-processing.
     """
 
-    def __init__(self, path: Path = MODEL_PATH, num_threads: int = 1) -> None:
+    def __init__(self, path: Optional[Path] = None, num_threads: int = 1) -> None:
         from depth_estimation.inference.torch_backend import TorchBackend
 
+        path = path or MODEL_PATH
         if not Path(path).is_file():
-            raise SystemExit(f'{path} is missing: train it first with '
-                             '`.venv/bin/python benchmarks/train_refinement_model.py`')
+            raise SystemExit(f'{path} is missing: copy the trained real-data model there (the '
+                             'export/model_best.pt of its training run, docs/training.md) or set '
+                             'REFINEMENT_MODEL=<checkpoint> (the tiny 7-Scenes model: '
+                             '`.venv/bin/python benchmarks/train_refinement_model.py`)')
         self.backend = TorchBackend(path, num_threads=num_threads)
         self.config = self.backend.model.config
         self._cache: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
@@ -250,8 +270,14 @@ class TorchModel:
         tensor, box = preprocessor.prepare(rgb)  # (1, 3, h, w) network input
         with torch.inference_mode():
             outputs = self.backend.model.forward_outputs(torch.from_numpy(tensor))
-            confidences = {m: confidence_from_bins(outputs.bin_centers, outputs.probs,
-                                                   outputs.depth, m).numpy() for m in methods}
+            # a head below the output resolution (FastDepth core) scores its own depth, and the
+            # map is resized to the output, as DepthWithConfidence exports it
+            same_size = outputs.probs.shape[-2:] == outputs.depth.shape[-2:]
+            confidences = {m: torch.nn.functional.interpolate(
+                confidence_from_bins(outputs.bin_centers, outputs.probs,
+                                     outputs.depth if same_size else None, m),
+                size=outputs.depth.shape[-2:], mode='bilinear', align_corners=False).numpy()
+                for m in methods}
         depth = preprocessor.restore(outputs.depth.numpy(), box)  # (H, W) metres
         return depth, {m: preprocessor.restore(c, box) for m, c in confidences.items()}
 
@@ -260,17 +286,18 @@ _MODEL: Optional[TorchModel] = None
 
 
 def shared_model() -> TorchModel:
-    """One loaded demo model per process (the scripts of refinement.py share it)."""
+    """One loaded model per process (the scripts of refinement.py share it)."""
     global _MODEL
     if _MODEL is None:
         _MODEL = TorchModel()
     return _MODEL
 
 
-def describe_model(path: Path = MODEL_PATH) -> dict:
+def describe_model(path: Optional[Path] = None) -> dict:
     """What the measured model is: preset, training data and steps (from its checkpoint)."""
     from depth_estimation.model.checkpoint import read_checkpoint
 
+    path = path or MODEL_PATH
     data = read_checkpoint(path)
     return {'path': str(path), 'preset': data['config']['name'],
             **data.get('extra', {})}

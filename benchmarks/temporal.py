@@ -6,7 +6,7 @@ frame-to-frame change of the output depth (valid pixels of both frames).
 1. Static clips made from real frames: 5 held-out 7-Scenes frames, each repeated 20 times with
    sensor-like disturbances applied to the *input image* (Gaussian noise sigma 2 grey levels,
    a random sub-pixel shift of up to +-0.5 px as from vibration, a gain of 1 +- 1 %), then run
-   through the demo model. The scene is static, so all change is flicker.
+   through the measured model. The scene is static, so all change is flicker.
 2. The 10 successive held-out 7-Scenes frames with the least camera motion (from the poses),
    as recorded; the ground truth's own frame-to-frame change is given for reference.
 3. Smearing: the 80 held-out 7-Scenes frames in order (a moving hand-held camera), and every

@@ -6,6 +6,7 @@ tests check the bookkeeping on the tiny model with a few frames.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -22,6 +23,10 @@ def test_backend_specs_parse_and_reject_unknown_options() -> None:
     assert BackendSpec.parse('torch:bf16').options == {'bf16': ''}
     with pytest.raises(ValueError, match='unknown backend'):
         BackendSpec.parse('tflite')
+    litert = BackendSpec.parse('litert:model=a.tflite,threads=2')
+    assert litert.options == {'model': 'a.tflite', 'threads': '2'}
+    with pytest.raises(ValueError, match='unknown options'):
+        BackendSpec.parse('litert:fp16')
     with pytest.raises(ValueError, match='unknown options'):
         BackendSpec.parse('torch:opt=basic')
 
@@ -100,3 +105,35 @@ def test_torch_backends_need_the_pytorch_model(tiny_onnx, tmp_path) -> None:
 
     assert main(['benchmark', '--model', str(tiny_onnx), '--backends', 'torch',
                  '--output', str(tmp_path / 'x')]) == 2
+
+
+def test_one_run_times_other_models_and_the_litert_file(tiny_onnx, confidence_onnx,
+                                                        tmp_path) -> None:
+    """One invocation: the model, another ONNX with its confidence as the node asks for it, a
+    confidence request the model cannot answer (a row that says why), and FastDepth's TFLite file
+    in LiteRT (its row says why when ai-edge-litert or ../shared is absent)."""
+    from conftest import SHARED_DIR
+    from depth_estimation.tools.cli import main
+
+    tflite = SHARED_DIR / 'weights' / 'fastdepth' / 'fast_depth_224.tflite'
+    output = tmp_path / 'compare'
+    assert main(['benchmark', '--model', str(tiny_onnx), '--frames', '2', '--warmup', '1',
+                 '--threads', '1', '--input-size', '120x160', '--output', str(output),
+                 '--backends', 'onnxruntime', f'onnxruntime:model={confidence_onnx},confidence',
+                 'onnxruntime:confidence', f'litert:model={tflite}']) == 0
+    report = json.loads(output.with_name('compare.json').read_text())
+    markdown = output.with_name('compare.md').read_text()
+    plain, other, refused, litert = report['results']
+    assert plain['description']['outputs'] == 'depth'
+    assert other['description']['outputs'] == 'depth,confidence'
+    assert other['description']['artifact'] == confidence_onnx.name
+    assert 'no confidence output' in refused['error']
+    if importlib.util.find_spec('ai_edge_litert') is not None and tflite.is_file():
+        assert litert['description']['input_size'] == '224x224'
+        assert 0 < litert['inference']['p50_ms'] <= litert['total']['p50_ms']
+        assert litert['gflops_per_s'] is None
+    else:
+        assert 'ai_edge_litert' in litert['error'] or 'not found' in litert['error']
+    assert f'| litert:model={tflite.name} |' in markdown
+    assert 'frames_per_s_at_least[onnxruntime]' in report['targets']
+    assert report['targets']['frames_per_s_at_least[onnxruntime]']['target'] == 25.0

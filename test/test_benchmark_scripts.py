@@ -7,6 +7,7 @@ script finishes, exits 0 and writes what it says it writes. The refinement scrip
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -82,6 +83,28 @@ def test_refinement_runs_the_laser_scan_part(refinement_environment: dict[str, s
                                              tmp_path: Path) -> None:
     result = run_script('refinement.py', '--only', 'laserscan', environment=refinement_environment)
     assert 'laserscan' in result.stdout and any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_real_accuracy_scores_every_model_on_one_frame_a_source(confidence_onnx: Path,
+                                                                tmp_path: Path) -> None:
+    require_shared(SHARED_DATA / 'tum_rgbd')
+    result = run_script('real_accuracy.py', '--model', str(confidence_onnx), '--max-frames', '1',
+                        '--threads', '1', '--output', str(tmp_path))
+    report = json.loads((tmp_path / 'real_accuracy.json').read_text())
+    expected = {'fastdepth_int8', 'fastdepth_float', 'zoedepth_fastdepth', 'zoedepth_small_sim'}
+    if importlib.util.find_spec('ai_edge_litert') is None:  # a test dependency: its row skips
+        expected.discard('fastdepth_int8')
+    assert set(report['skipped']) == {'fastdepth_int8'} - expected
+    assert set(report['sources']) >= {'tum_fr2_desk', 'tum_fr1_desk', 'nyu_test'}
+    for source in report['sources'].values():
+        assert source['frames'] == 1
+        assert set(source['models']) == expected
+        scores = source['models']['zoedepth_fastdepth']
+        assert 0 < scores['abs_rel'] and 0 <= scores['a1'] <= 1
+        assert -1 <= scores['confidence_spearman'] <= 1
+    assert '| nyu_test | 1 | fastdepth_float |' in result.stdout
+    assert all(Path(path).is_file() for path in report['plots'])
 
 
 @pytest.mark.slow
