@@ -9,7 +9,9 @@ training/data.py): no model trained on the real split has seen them. Models:
   the same 224 x 224 input in [0, 1];
 - `zoedepth_fastdepth`: ZoeDepth's metric bins head on that core, the exported ONNX with its
   confidence output, through `depth_estimation.inference.open_backend` (the node's path);
-- `zoedepth_small_sim`: the sim-trained model shipped in the package, the same path.
+- `zoedepth_small_sim`: the sim-trained model the package shipped before (no longer in the tree;
+  take it from the history: `git show 42fd46a:depth_estimation/resources/models/demo/` names
+  `zoedepth_small_sim.onnx` and its `.onnx.json`; write both to outputs/), the same path.
 
 Per source and model: REL, delta1, RMSE (`depth_estimation.evaluation.metrics.compute_metrics`,
 the source's crop and depth range, averaged over frames as ZoeDepth's evaluate.py does) and REL
@@ -18,7 +20,9 @@ pixels); for a model with a confidence output, the Spearman rank correlation bet
 and absolute error over the scored pixels of each frame, averaged over frames (negative: low
 confidence where the error is large).
 
-    .venv/bin/python benchmarks/real_accuracy.py --model outputs/zoedepth_fastdepth_real.onnx
+    for f in zoedepth_small_sim.onnx zoedepth_small_sim.onnx.json; do git show \
+        42fd46a:depth_estimation/resources/models/demo/$f > outputs/$f; done
+    .venv/bin/python benchmarks/real_accuracy.py --source-step sevenscenes_redkitchen=2
 
 Prints the markdown table and writes <output>/real_accuracy.{json,md}, real_accuracy_bars.png and
 real_accuracy_panels.png (colour | sensor | each model, one row per source).
@@ -51,9 +55,9 @@ from depth_estimation.progress import Progress  # noqa: E402
 SHARED = REPO_ROOT.parent / 'shared'
 DEFAULT_SPLIT = REPO_ROOT / 'training' / 'splits' / 'real_rgbd.yaml'
 DEFAULT_TFLITE = SHARED / 'weights' / 'fastdepth' / 'fast_depth_224.tflite'
-DEFAULT_MODEL = REPO_ROOT / 'outputs' / 'zoedepth_fastdepth_real.onnx'
-DEFAULT_SIM_MODEL = (REPO_ROOT / 'depth_estimation' / 'resources' / 'models' / 'demo'
-                     / 'zoedepth_small_sim.onnx')
+DEFAULT_MODEL = (REPO_ROOT / 'depth_estimation' / 'resources' / 'models'
+                 / 'zoedepth_fastdepth_real' / 'zoedepth_fastdepth_real.onnx')
+DEFAULT_SIM_MODEL = REPO_ROOT / 'outputs' / 'zoedepth_small_sim.onnx'
 FASTDEPTH_SIZE = (224, 224)  # (width, height) of FastDepth's own input
 REPORTED = (('abs_rel', 'REL'), ('a1', 'delta1'), ('rmse', 'RMSE m'))
 CONFIDENCE_TARGET = -0.3

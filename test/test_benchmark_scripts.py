@@ -89,7 +89,8 @@ def test_refinement_runs_the_laser_scan_part(refinement_environment: dict[str, s
 def test_real_accuracy_scores_every_model_on_one_frame_a_source(confidence_onnx: Path,
                                                                 tmp_path: Path) -> None:
     require_shared(SHARED_DATA / 'tum_rgbd')
-    result = run_script('real_accuracy.py', '--model', str(confidence_onnx), '--max-frames', '1',
+    result = run_script('real_accuracy.py', '--model', str(confidence_onnx),
+                        '--sim-model', str(confidence_onnx), '--max-frames', '1',
                         '--threads', '1', '--output', str(tmp_path))
     report = json.loads((tmp_path / 'real_accuracy.json').read_text())
     expected = {'fastdepth_int8', 'fastdepth_float', 'zoedepth_fastdepth', 'zoedepth_small_sim'}

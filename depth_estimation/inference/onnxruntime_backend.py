@@ -44,7 +44,7 @@ class OnnxRuntimeBackend(DepthBackend):
                  providers: Optional[Sequence[str]] = None, device: str = 'auto',
                  io_binding: bool = True, graph_optimization: str = 'all',
                  inter_op_threads: int = 0, profile: bool = False,
-                 spinning: bool = True) -> None:
+                 spinning: bool = False) -> None:
         import onnxruntime
 
         model_path = Path(model_path)
@@ -65,7 +65,9 @@ class OnnxRuntimeBackend(DepthBackend):
         if inter_op_threads > 0:
             options.inter_op_num_threads = inter_op_threads
         options.enable_profiling = profile
-        if not spinning:  # idle worker threads sleep instead of spinning: kinder to shared CPUs
+        # Idle worker threads sleep instead of spinning by default: with the small default model,
+        # spinning doubled the end-to-end time on 2 cores (docs/benchmark.md).
+        if not spinning:
             options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
             # The exporter records optimizers the model must be opened without (ZoeD_K: folding
