@@ -1,7 +1,7 @@
 """Launch the depth node, optionally a camera driver and RViz (Nav2 style: one argument each).
 
 Examples:
-  ros2 launch depth_estimation depth_estimation.launch.py model_path:=/models/zoedepth_small.onnx
+  ros2 launch depth_estimation depth_estimation.launch.py   # the package's default model
   ros2 launch depth_estimation depth_estimation.launch.py model_path:=... camera:=v4l2_camera \
       use_rviz:=true
   ros2 launch depth_estimation depth_estimation.launch.py model_path:=... use_lifecycle:=true \
@@ -59,8 +59,9 @@ def generate_launch_description() -> LaunchDescription:
             default_value=os.path.join(share_dir, 'config', 'depth_estimation.yaml'),
             description='Full path to the ROS 2 parameters file of the depth node'),
         DeclareLaunchArgument(
-            'model_path',
-            description='Model artifact (.onnx with its .onnx.json beside it, or a checkpoint)'),
+            'model_path', default_value='',
+            description='Model artifact (.onnx with its .onnx.json beside it, or a checkpoint); '
+                        'empty: the package\'s default model'),
         DeclareLaunchArgument(
             'camera', default_value='none', choices=list(CAMERA_DRIVERS),
             description='Camera driver to start beside the node: v4l2_camera, usb_cam or none '
