@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -64,23 +64,41 @@ def convert_to_mixed_fp16(model: onnx.ModelProto,
     shapes (ours do). The converted model is checked with `onnx.checker` before it is returned.
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     fp32_op_types = frozenset(fp32_op_types)
     report = MixedPrecisionReport(list(fp16_scopes), sorted(fp32_op_types))
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     graph = model.graph
     nodes = list(graph.node)  # one Python object per node: `half` is keyed by id()
+    _require_flat_graph(nodes)
+    rewriter = _MixedPrecisionRewriter(graph, _element_types(graph, nodes), report)
+    half = _half_nodes(nodes, rewriter.is_float, fp16_scopes, fp32_op_types)
+    for node in nodes:
+        rewriter.add(node, half[id(node)])
+    rewriter.cast_outputs_to_float()
+    rewriter.replace_graph_nodes()
+    report.fp16_op_types = dict(sorted(rewriter.fp16_ops.items()))
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    onnx.checker.check_model(model)
+    return model, report
+
+
+def _require_flat_graph(nodes: Sequence[onnx.NodeProto]) -> None:
+    """Raise `MixedPrecisionError` when a node carries a subgraph (If, Loop, Scan)."""
+    import onnx
+
     for node in nodes:
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                for a in node.attribute):
             raise MixedPrecisionError(f'node {node.name!r} ({node.op_type}) has a subgraph; '
                                       'mixed precision supports flat graphs only')
 
+
+def _element_types(graph: onnx.GraphProto, nodes: Sequence[onnx.NodeProto]) -> dict[str, int]:
+    """The ONNX element type of every named tensor: values, initializers and Constant outputs."""
     elem_type: dict[str, int] = {}
     for value in [*graph.input, *graph.value_info, *graph.output]:
         elem_type[value.name] = value.type.tensor_type.elem_type
-    initializers = {i.name: i for i in graph.initializer}
     for initializer in graph.initializer:
         elem_type[initializer.name] = initializer.data_type
     for node in nodes:
@@ -88,10 +106,16 @@ def convert_to_mixed_fp16(model: onnx.ModelProto,
             for attribute in node.attribute:
                 if attribute.name == 'value':
                     elem_type[node.output[0]] = attribute.t.data_type
+    return elem_type
 
-    def is_float(name: str) -> bool:
-        return bool(name) and elem_type.get(name) == TensorProto.FLOAT
 
+def _half_nodes(nodes: Sequence[onnx.NodeProto], is_float: Callable[[str], bool],
+                fp16_scopes: Sequence[str], fp32_op_types: frozenset[str]) -> dict[int, bool]:
+    """Whether each node (by id()) computes in FP16.
+
+    A node in an FP16 scope does unless its op type stays FP32; a float Constant feeding only
+    FP16 nodes becomes an FP16 constant instead of a Cast.
+    """
     def half_node(node: onnx.NodeProto) -> bool:
         return (node.name.startswith(tuple(fp16_scopes)) and node.op_type not in fp32_op_types
                 and node.op_type != 'Constant')
@@ -102,102 +126,135 @@ def convert_to_mixed_fp16(model: onnx.ModelProto,
             consumers.setdefault(name, []).append(node)
 
     half = {id(node): half_node(node) for node in nodes}
-    # A float Constant feeding only FP16 nodes becomes an FP16 constant instead of a Cast.
     for node in nodes:
         if node.op_type == 'Constant' and is_float(node.output[0]):
             users = consumers.get(node.output[0], [])
             half[id(node)] = bool(users) and all(
                 half[id(u)] and _input_wants_half(u, node.output[0]) for u in users)
+    return half
 
-    produced_half: set[str] = set()  # float tensors that are produced in FP16
-    new_nodes: list[onnx.NodeProto] = []
-    cast_cache: dict[tuple[str, bool], str] = {}
-    half_initializers: dict[str, str] = {}
-    fp16_ops: Counter[str] = Counter()
 
-    def cast(name: str, to_half: bool) -> str:
+def _clipped_half(array: np.ndarray, report: MixedPrecisionReport) -> np.ndarray:
+    """`array` in float16, values beyond the FP16 range clipped (and counted in `report`)."""
+    report.values_clipped += int(np.count_nonzero(np.abs(array) > FP16_MAX))
+    return np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16)
+
+
+class _MixedPrecisionRewriter:
+    """Builds the new node list: FP16 nodes retyped, Casts (or FP16 initializers) at each
+    precision boundary."""
+
+    def __init__(self, graph: onnx.GraphProto, elem_type: dict[str, int],
+                 report: MixedPrecisionReport) -> None:
+        self.graph = graph
+        self.elem_type = elem_type
+        self.report = report
+        self.initializers = {i.name: i for i in graph.initializer}
+        self.produced_half: set[str] = set()  # float tensors that are produced in FP16
+        self.new_nodes: list[onnx.NodeProto] = []
+        self.cast_cache: dict[tuple[str, bool], str] = {}
+        self.fp16_ops: Counter[str] = Counter()
+
+    def is_float(self, name: str) -> bool:
+        from onnx import TensorProto
+
+        return bool(name) and self.elem_type.get(name) == TensorProto.FLOAT
+
+    def cast(self, name: str, to_half: bool) -> str:
+        """The name of `name` in the other precision: an FP16 initializer or a Cast's output."""
+        from onnx import TensorProto, helper, numpy_helper
+
         key = (name, to_half)
-        if key not in cast_cache:
-            if name in initializers:
+        if key not in self.cast_cache:
+            if name in self.initializers:
                 if not to_half:
                     raise MixedPrecisionError(f'initializer {name} asked for FP32 twice')
-                array = numpy_helper.to_array(initializers[name])
-                report.values_clipped += int(np.count_nonzero(np.abs(array) > FP16_MAX))
-                converted = np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16)
-                new_name = half_initializers[name] = f'{name}__fp16'
-                graph.initializer.append(numpy_helper.from_array(converted, new_name))
-                report.initializers_converted += 1
+                array = numpy_helper.to_array(self.initializers[name])
+                new_name = f'{name}__fp16'
+                self.graph.initializer.append(
+                    numpy_helper.from_array(_clipped_half(array, self.report), new_name))
+                self.report.initializers_converted += 1
             else:
                 suffix = 'fp16' if to_half else 'fp32'
                 new_name = f'{name}__to_{suffix}'
-                new_nodes.append(helper.make_node(
+                self.new_nodes.append(helper.make_node(
                     'Cast', [name], [new_name], name=f'{name}__cast_to_{suffix}',
                     to=TensorProto.FLOAT16 if to_half else TensorProto.FLOAT))
-                report.casts_inserted += 1
-            cast_cache[key] = new_name
-        return cast_cache[key]
+                self.report.casts_inserted += 1
+            self.cast_cache[key] = new_name
+        return self.cast_cache[key]
 
-    for node in nodes:
-        node_half = half[id(node)]
+    def add(self, node: onnx.NodeProto, node_half: bool) -> None:
+        """Append `node`, its float inputs cast to its precision, retyped when FP16."""
         if node.op_type == 'Constant':
-            if node_half:
-                for attribute in node.attribute:
-                    if attribute.name == 'value':
-                        array = numpy_helper.to_array(attribute.t)
-                        report.values_clipped += int(np.count_nonzero(np.abs(array) > FP16_MAX))
-                        attribute.t.CopyFrom(numpy_helper.from_array(
-                            np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16),
-                            attribute.t.name))
-                produced_half.add(node.output[0])
-            new_nodes.append(node)
-            continue
+            self._add_constant(node, node_half)
+            return
         for index, name in enumerate(node.input):
-            if not is_float(name):
+            if not self.is_float(name):
                 continue
             want_half = node_half and _input_wants_half(node, name, index)
-            is_half = name in produced_half
+            is_half = name in self.produced_half
             if want_half != is_half:
-                node.input[index] = cast(name, want_half)
+                node.input[index] = self.cast(name, want_half)
         if node_half:
-            report.nodes_fp16 += 1
-            fp16_ops[node.op_type] += 1
-            for attribute in node.attribute:
-                if node.op_type == 'Cast' and attribute.name == 'to' and \
-                        attribute.i == TensorProto.FLOAT:
-                    attribute.i = TensorProto.FLOAT16
-                if node.op_type == 'ConstantOfShape' and attribute.name == 'value' and \
-                        attribute.t.data_type == TensorProto.FLOAT:
-                    attribute.t.CopyFrom(numpy_helper.from_array(
-                        numpy_helper.to_array(attribute.t).astype(np.float16), attribute.t.name))
-            produced_half.update(o for o in node.output if is_float(o))
+            self._retype_half(node)
         else:
-            report.nodes_fp32 += 1
-        new_nodes.append(node)
+            self.report.nodes_fp32 += 1
+        self.new_nodes.append(node)
 
-    # The graph outputs stay float32: rename an FP16 producer's output and cast it back.
-    for output in graph.output:
-        if output.name in produced_half:
-            inner = f'{output.name}__fp16_out'
-            for node in new_nodes:
-                node.output[:] = [inner if o == output.name else o for o in node.output]
-                node.input[:] = [inner if i == output.name else i for i in node.input]
-            new_nodes.append(helper.make_node('Cast', [inner], [output.name],
-                                              name=f'{output.name}__cast_out',
-                                              to=TensorProto.FLOAT))
-            report.casts_inserted += 1
+    def _add_constant(self, node: onnx.NodeProto, node_half: bool) -> None:
+        from onnx import numpy_helper
 
-    # Drop FP32 initializers that no node reads any more.
-    used = {name for node in new_nodes for name in node.input}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    del graph.value_info[:]
-    report.fp16_op_types = dict(sorted(fp16_ops.items()))
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    onnx.checker.check_model(model)
-    return model, report
+        if node_half:
+            for attribute in node.attribute:
+                if attribute.name == 'value':
+                    array = numpy_helper.to_array(attribute.t)
+                    attribute.t.CopyFrom(numpy_helper.from_array(
+                        _clipped_half(array, self.report), attribute.t.name))
+            self.produced_half.add(node.output[0])
+        self.new_nodes.append(node)
+
+    def _retype_half(self, node: onnx.NodeProto) -> None:
+        """An FP16 node: float Cast targets and ConstantOfShape values become FP16."""
+        from onnx import TensorProto, numpy_helper
+
+        self.report.nodes_fp16 += 1
+        self.fp16_ops[node.op_type] += 1
+        for attribute in node.attribute:
+            if node.op_type == 'Cast' and attribute.name == 'to' and \
+                    attribute.i == TensorProto.FLOAT:
+                attribute.i = TensorProto.FLOAT16
+            if node.op_type == 'ConstantOfShape' and attribute.name == 'value' and \
+                    attribute.t.data_type == TensorProto.FLOAT:
+                attribute.t.CopyFrom(numpy_helper.from_array(
+                    numpy_helper.to_array(attribute.t).astype(np.float16), attribute.t.name))
+        self.produced_half.update(o for o in node.output if self.is_float(o))
+
+    def cast_outputs_to_float(self) -> None:
+        """The graph outputs stay float32: rename an FP16 producer's output and cast it back."""
+        from onnx import TensorProto, helper
+
+        for output in self.graph.output:
+            if output.name in self.produced_half:
+                inner = f'{output.name}__fp16_out'
+                for node in self.new_nodes:
+                    node.output[:] = [inner if o == output.name else o for o in node.output]
+                    node.input[:] = [inner if i == output.name else i for i in node.input]
+                self.new_nodes.append(helper.make_node('Cast', [inner], [output.name],
+                                                       name=f'{output.name}__cast_out',
+                                                       to=TensorProto.FLOAT))
+                self.report.casts_inserted += 1
+
+    def replace_graph_nodes(self) -> None:
+        """Put the new nodes in the graph; drop FP32 initializers no node reads any more."""
+        graph = self.graph
+        used = {name for node in self.new_nodes for name in node.input}
+        kept = [i for i in graph.initializer if i.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+        del graph.node[:]
+        graph.node.extend(self.new_nodes)
+        del graph.value_info[:]
 
 
 def _input_wants_half(node: onnx.NodeProto, name: str,

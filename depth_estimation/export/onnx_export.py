@@ -179,10 +179,35 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().float()
-    example = torch.zeros(1, 3, config.input_height, config.input_width)  # (1, 3, H, W)
 
     progress(f'[1/3] exporting {config.name} at {config.input_height}x{config.input_width} '
              f'(opset {opset}) to {output}')
+    _trace_to_onnx(model, output, opset)
+    extra, disabled_optimizers = _optimize_exported(output, config, simplify, tensorrt_check,
+                                                    progress)
+
+    progress(f'[2/3] checking ONNX Runtime against PyTorch ({random_checks} random, '
+             f'{len(check_images)} real images)')
+    inputs = _check_inputs(config, check_images, random_checks)
+    checks = _check_parity(model, output, inputs, disabled_optimizers, tolerance, progress)
+
+    progress('[3/3] writing metadata')
+    metadata = ArtifactMetadata.from_model_config(
+        config, input_name=INPUT_NAME, output_name=OUTPUT_NAME, source=dict(source or {}),
+        versions=library_versions('torch', 'transformers', 'onnx', 'onnxruntime', 'numpy'),
+        extra={**(extra_metadata or {}), **extra, 'outputs': outputs_metadata(model, config),
+               'format': 'onnx', 'opset': opset,
+               'exporter': 'torch.onnx (TorchScript)', 'precision': 'fp32',
+               'parity': {'tolerance_rel': tolerance,
+                          'checks': [vars(c) for c in checks]}})
+    metadata_file = write_metadata(output, metadata)
+    return ExportResult(output, metadata_file, checks, time.perf_counter() - start)
+
+
+def _trace_to_onnx(model: torch.nn.Module, output: Path, opset: int) -> None:
+    """Trace `model` at its config's input size into `output` and check the graph."""
+    config = model.config
+    example = torch.zeros(1, 3, config.input_height, config.input_width)  # (1, 3, H, W)
     # Without no_grad the tracer keeps autograd state for every activation: ZoeD_K at 384x768
     # then needs more than 24 GB (measured 10.6 GB peak with it).
     with warnings.catch_warnings(), torch.no_grad():
@@ -193,6 +218,14 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
     import onnx
 
     onnx.checker.check_model(str(output), full_check=True)
+
+
+def _optimize_exported(output: Path, config: Any, simplify: bool, tensorrt_check: str,
+                       progress: Callable[[str], None]) -> tuple[dict[str, Any], list[str]]:
+    """Simplify `output` in place where folding stays small, and check it against TensorRT.
+
+    Returns the metadata entries this adds and the ONNX Runtime optimizers to disable.
+    """
     extra: dict[str, Any] = {}
     disabled_optimizers = onnxruntime_disabled_optimizers(config)
     if disabled_optimizers:
@@ -208,10 +241,13 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
         extra['simplified'] = vars(report)
     if tensorrt_check != 'off':
         extra['tensorrt_support'] = _tensorrt_check(output, tensorrt_check, progress)
+    return extra, disabled_optimizers
 
-    progress(f'[2/3] checking ONNX Runtime against PyTorch ({random_checks} random, '
-             f'{len(check_images)} real images)')
-    inputs = _check_inputs(config, check_images, random_checks)
+
+def _check_parity(model: torch.nn.Module, output: Path, inputs: Sequence[tuple[str, np.ndarray]],
+                  disabled_optimizers: Sequence[str], tolerance: float,
+                  progress: Callable[[str], None]) -> list[ParityCheck]:
+    """Compare `output` with PyTorch on `inputs`; beyond `tolerance` remove it and raise."""
     checks = compare_with_onnxruntime(model, output, inputs, disabled_optimizers)
     for check in checks:
         if check.output == OUTPUT_NAME:
@@ -226,18 +262,7 @@ def export_onnx(model: torch.nn.Module, output: PathLike, *,
             f'ONNX Runtime differs from PyTorch by {worst:.3g} relative '
             f'(tolerance {tolerance:g}); '
             f'{output} was removed')
-
-    progress('[3/3] writing metadata')
-    metadata = ArtifactMetadata.from_model_config(
-        config, input_name=INPUT_NAME, output_name=OUTPUT_NAME, source=dict(source or {}),
-        versions=library_versions('torch', 'transformers', 'onnx', 'onnxruntime', 'numpy'),
-        extra={**(extra_metadata or {}), **extra, 'outputs': outputs_metadata(model, config),
-               'format': 'onnx', 'opset': opset,
-               'exporter': 'torch.onnx (TorchScript)', 'precision': 'fp32',
-               'parity': {'tolerance_rel': tolerance,
-                          'checks': [vars(c) for c in checks]}})
-    metadata_file = write_metadata(output, metadata)
-    return ExportResult(output, metadata_file, checks, time.perf_counter() - start)
+    return checks
 
 
 def _check_inputs(config: Any, images: Sequence[tuple[str, np.ndarray]],

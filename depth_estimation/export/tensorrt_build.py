@@ -141,16 +141,9 @@ def build_engine(onnx_path: PathLike, engine_path: PathLike, *, precision: str =
 
     start = time.perf_counter()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    if not onnx_path.is_file():
-        raise FileNotFoundError(f'ONNX model not found: {onnx_path}')
-    onnx_metadata = read_metadata(onnx_path)
-    onnx_precision = str(onnx_metadata.extra.get('precision', 'fp32'))
-    strong, why = resolve_typing(precision, typing, onnx_precision)
+    onnx_metadata, onnx_precision, strong, why = _resolve_request(
+        onnx_path, precision, typing, calibration_images, calibration_cache)
     typing_used = 'strongly typed' if strong else 'weakly typed (precision flags)'
-    if precision == 'int8' and calibration_images is None and not (
-            calibration_cache and Path(calibration_cache).is_file()):
-        raise ValueError('INT8 needs --calibration-images (a folder of typical frames) or an '
-                         'existing --calibration-cache')
     support = require_tensorrt_support(onnx_path)
     import_tensorrt()  # a clear error when TensorRT is missing or only its stubs are installed
     import tensorrt as trt
@@ -160,17 +153,8 @@ def build_engine(onnx_path: PathLike, engine_path: PathLike, *, precision: str =
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strong else 0
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
     progress(f'[2/4] parsing {onnx_path.name} ({sum(support.op_counts.values())} nodes)')
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = []
-        for index in range(parser.num_errors):
-            error = parser.get_error(index)
-            errors.append(f'{error.node_name() or "?"} ({error.node_operator() or "?"}): '
-                          f'{error.desc()}')
-        raise EngineBuildError(f'TensorRT could not parse {onnx_path}:\n  ' + '\n  '.join(errors))
+    network, parser = _parse_network(builder, logger, onnx_path, strong)  # parser: owns weights
     input_shape = _check_network_io(network, onnx_metadata)
 
     config = builder.create_builder_config()
@@ -181,34 +165,13 @@ def build_engine(onnx_path: PathLike, engine_path: PathLike, *, precision: str =
     calibrator = None
     pinned = 0
     if not strong and precision in ('fp16', 'int8'):
-        if not hasattr(trt.BuilderFlag, 'FP16'):
-            raise EngineBuildError(f'TensorRT {trt.__version__} has no precision flags (weak '
-                                   'typing was removed): export with --fp16 and use --typing '
-                                   'strong')
-        config.set_flag(trt.BuilderFlag.FP16)
-        if precision == 'int8':
-            config.set_flag(trt.BuilderFlag.INT8)
-            calibrator = _make_calibrator(onnx_metadata, calibration_images,
-                                          calibration_count, calibration_cache, progress)
-            config.int8_calibrator = calibrator
-        pinned = _pin_fp32_layers(network, fp16_scopes)
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        progress(f'      {pinned} layers pinned to FP32 (metric head, overflow-prone ops)')
+        calibrator, pinned = _set_precision_flags(
+            config, network, onnx_metadata, precision, fp16_scopes, calibration_images,
+            calibration_count, calibration_cache, progress)
 
     progress(f'[3/4] building (workspace {workspace_mib} MiB); this takes minutes')
-    try:
-        serialized = builder.build_serialized_network(network, config)
-    finally:
-        if calibrator is not None:
-            calibrator.free()
-    if serialized is None:
-        raise EngineBuildError('TensorRT failed to build the engine; its log above says why '
-                               '(a larger --workspace-mib helps when tactics were skipped)')
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    engine_path.write_bytes(bytes(memoryview(serialized)))
-    if timing_cache is not None and cache is not None:
-        Path(timing_cache).write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
-        progress(f'      timing cache saved to {timing_cache}')
+    _build_and_write(builder, network, config, calibrator, engine_path)
+    _save_timing_cache(config, timing_cache, cache, progress)
 
     tensorrt_block = {
         'version': trt.__version__, 'gpu': gpu, 'input_shape': input_shape,
@@ -223,16 +186,9 @@ def build_engine(onnx_path: PathLike, engine_path: PathLike, *, precision: str =
         tensorrt_block['calibration'] = {
             'images': str(calibration_images) if calibration_images else None,
             'count': calibration_count, 'algorithm': 'entropy (IInt8EntropyCalibrator2)'}
-    data = onnx_metadata.to_dict()
-    data['extra'] = {'format': 'tensorrt', 'tensorrt': tensorrt_block,
-                     'protocol': onnx_metadata.extra.get('protocol', {}),
-                     **{k: onnx_metadata.extra[k] for k in ('outputs', 'training_camera')
-                        if k in onnx_metadata.extra},
-                     'onnx_extra': {k: onnx_metadata.extra.get(k)
-                                    for k in ('opset', 'precision', 'exporter')}}
-    metadata = ArtifactMetadata.from_dict(data)
+    data = _engine_metadata(onnx_metadata, tensorrt_block)
     metadata_file = metadata_path(engine_path)
-    metadata_file.write_text(json.dumps(metadata.to_dict(), indent=2, sort_keys=True) + '\n')
+    _write_engine_metadata(metadata_file, data)
     result = BuildResult(engine_path, metadata_file, precision, typing_used,
                          time.perf_counter() - start)
     if check:
@@ -240,11 +196,118 @@ def build_engine(onnx_path: PathLike, engine_path: PathLike, *, precision: str =
         tolerance = CHECK_TOLERANCE[precision] if check_tolerance is None else check_tolerance
         result.check = check_engine(engine_path, onnx_path, tolerance, device, progress)
         data['extra']['check'] = result.check
-        metadata_file.write_text(json.dumps(ArtifactMetadata.from_dict(data).to_dict(),
-                                            indent=2, sort_keys=True) + '\n')
+        _write_engine_metadata(metadata_file, data)
     progress(f'wrote {engine_path} and {metadata_file.name} ({typing_used}, {precision}) in '
              f'{result.seconds:.0f} s')
     return result
+
+
+def _resolve_request(onnx_path: Path, precision: str, typing: str,
+                     calibration_images: Optional[PathLike],
+                     calibration_cache: Optional[PathLike]
+                     ) -> tuple[ArtifactMetadata, str, bool, str]:
+    """The ONNX's metadata and precision, and (strongly typed?, why) for the requested build."""
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f'ONNX model not found: {onnx_path}')
+    onnx_metadata = read_metadata(onnx_path)
+    onnx_precision = str(onnx_metadata.extra.get('precision', 'fp32'))
+    strong, why = resolve_typing(precision, typing, onnx_precision)
+    if precision == 'int8' and calibration_images is None and not (
+            calibration_cache and Path(calibration_cache).is_file()):
+        raise ValueError('INT8 needs --calibration-images (a folder of typical frames) or an '
+                         'existing --calibration-cache')
+    return onnx_metadata, onnx_precision, strong, why
+
+
+def _parse_network(builder: trt.Builder, logger: trt.ILogger, onnx_path: Path,
+                   strong: bool) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
+    """The network TensorRT's ONNX parser makes of `onnx_path`; its errors, listed, on failure.
+
+    The parser is returned too: it owns the network's weights, so it must outlive the build.
+    """
+    import tensorrt as trt
+
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strong else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = []
+        for index in range(parser.num_errors):
+            error = parser.get_error(index)
+            errors.append(f'{error.node_name() or "?"} ({error.node_operator() or "?"}): '
+                          f'{error.desc()}')
+        raise EngineBuildError(f'TensorRT could not parse {onnx_path}:\n  ' + '\n  '.join(errors))
+    return network, parser
+
+
+def _set_precision_flags(config: trt.IBuilderConfig, network: trt.INetworkDefinition,
+                         metadata: ArtifactMetadata, precision: str,
+                         fp16_scopes: Sequence[str], calibration_images: Optional[PathLike],
+                         calibration_count: int, calibration_cache: Optional[PathLike],
+                         progress: Callable[[str], None]) -> tuple[Any, int]:
+    """Weak typing: the FP16 (and INT8, with its calibrator) flags, the FP32 layers pinned.
+
+    Returns the calibrator (None without INT8; freed by the caller) and the pinned layer count.
+    """
+    import tensorrt as trt
+
+    if not hasattr(trt.BuilderFlag, 'FP16'):
+        raise EngineBuildError(f'TensorRT {trt.__version__} has no precision flags (weak '
+                               'typing was removed): export with --fp16 and use --typing '
+                               'strong')
+    calibrator = None
+    config.set_flag(trt.BuilderFlag.FP16)
+    if precision == 'int8':
+        config.set_flag(trt.BuilderFlag.INT8)
+        calibrator = _make_calibrator(metadata, calibration_images,
+                                      calibration_count, calibration_cache, progress)
+        config.int8_calibrator = calibrator
+    pinned = _pin_fp32_layers(network, fp16_scopes)
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    progress(f'      {pinned} layers pinned to FP32 (metric head, overflow-prone ops)')
+    return calibrator, pinned
+
+
+def _build_and_write(builder: trt.Builder, network: trt.INetworkDefinition,
+                     config: trt.IBuilderConfig, calibrator: Any, engine_path: Path) -> None:
+    """Build the serialized engine (freeing the calibrator's buffer after) into `engine_path`."""
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if calibrator is not None:
+            calibrator.free()
+    if serialized is None:
+        raise EngineBuildError('TensorRT failed to build the engine; its log above says why '
+                               '(a larger --workspace-mib helps when tactics were skipped)')
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    engine_path.write_bytes(bytes(memoryview(serialized)))
+
+
+def _save_timing_cache(config: trt.IBuilderConfig, path: Optional[PathLike],
+                       cache: Optional[trt.ITimingCache], progress: Callable[[str], None]) -> None:
+    """Write the build's timing cache back to `path` (when one was loaded from there)."""
+    if path is not None and cache is not None:
+        Path(path).write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
+        progress(f'      timing cache saved to {path}')
+
+
+def _engine_metadata(onnx_metadata: ArtifactMetadata,
+                     tensorrt_block: dict[str, Any]) -> dict[str, Any]:
+    """The engine's metadata (as a dict): the ONNX's, with the `tensorrt` block in `extra`."""
+    data = onnx_metadata.to_dict()
+    data['extra'] = {'format': 'tensorrt', 'tensorrt': tensorrt_block,
+                     'protocol': onnx_metadata.extra.get('protocol', {}),
+                     **{k: onnx_metadata.extra[k] for k in ('outputs', 'training_camera')
+                        if k in onnx_metadata.extra},
+                     'onnx_extra': {k: onnx_metadata.extra.get(k)
+                                    for k in ('opset', 'precision', 'exporter')}}
+    return data
+
+
+def _write_engine_metadata(metadata_file: Path, data: dict[str, Any]) -> None:
+    """Validate `data` as `ArtifactMetadata` and write it as sorted, indented JSON."""
+    metadata = ArtifactMetadata.from_dict(data)
+    metadata_file.write_text(json.dumps(metadata.to_dict(), indent=2, sort_keys=True) + '\n')
 
 
 def check_engine(engine_path: Path, onnx_path: Path, tolerance: float, device: int,

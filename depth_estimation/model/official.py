@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -355,43 +355,9 @@ def config_from_hf(hf_config: Mapping[str, Any], name: str = 'hf',
     1e-12 moves the depth by about 2e-4 relative (../shared/REFERENCE.md).
     """
     _require_hf_defaults(hf_config)
-    backbone_data = dict(hf_config.get('backbone_config') or {})
-    model_type = backbone_data.get('model_type', 'beit')
-    out_indices = tuple(backbone_data.get('out_indices') or ())
-    if model_type == 'beit':
-        backbone = BackboneConfig(
-            model_type='beit', image_size=backbone_data.get('image_size', 384),
-            patch_size=backbone_data.get('patch_size', 16),
-            hidden_size=backbone_data.get('hidden_size', 1024),
-            num_hidden_layers=backbone_data.get('num_hidden_layers', 24),
-            num_attention_heads=backbone_data.get('num_attention_heads', 16),
-            intermediate_size=backbone_data.get('intermediate_size', 4096),
-            out_indices=out_indices or (6, 12, 18, 24),
-            layer_norm_eps=backbone_data.get('layer_norm_eps', 1e-12))
-    elif model_type == 'swinv2':
-        backbone = BackboneConfig(
-            model_type='swinv2', image_size=backbone_data.get('image_size', 256),
-            patch_size=backbone_data.get('patch_size', 4),
-            hidden_size=backbone_data.get('embed_dim', 96),
-            out_indices=out_indices or (1, 2, 3, 4),
-            layer_norm_eps=backbone_data.get('layer_norm_eps', 1e-5),
-            depths=tuple(backbone_data.get('depths', (2, 2, 6, 2))),
-            num_heads=tuple(backbone_data.get('num_heads', (3, 6, 12, 24))),
-            window_size=backbone_data.get('window_size', 8),
-            pretrained_window_sizes=tuple(backbone_data.get('pretrained_window_sizes', ())))
-    else:
-        raise OfficialCheckpointError(f'unsupported Hugging Face backbone {model_type!r}')
-    if match_official:
-        backbone = _replace(backbone, layer_norm_eps=_TIMM_LAYER_NORM_EPS[model_type])
-
-    raw_bins = hf_config.get('bin_configurations') or [{}]
-    bins = []
-    for raw in raw_bins:
-        max_depth = float(raw.get('max_depth', 10.0))
-        default_name = 'nyu' if max_depth <= 10.0 else 'kitti'
-        bins.append(BinConfig(name=raw.get('name', default_name),
-                              n_bins=int(raw.get('n_bins', 64)),
-                              min_depth=float(raw.get('min_depth', 1e-3)), max_depth=max_depth))
+    backbone = _backbone_from_hf(dict(hf_config.get('backbone_config') or {}),
+                                 match_official)
+    bins = _bins_from_hf(hf_config.get('bin_configurations') or [{}])
     bin_centers_type = hf_config.get('bin_centers_type', 'softplus')
     height, width = _hf_input_size(preprocessor, bin_centers_type)
     defaults = ZoeDepthConfig()
@@ -426,6 +392,50 @@ def config_from_hf(hf_config: Mapping[str, Any], name: str = 'hf',
         input_height=height,
         input_width=width,
     )
+
+
+def _backbone_from_hf(backbone_data: Mapping[str, Any], match_official: bool) -> BackboneConfig:
+    """The `BackboneConfig` of a Hugging Face `backbone_config` (BEiT or SwinV2)."""
+    model_type = backbone_data.get('model_type', 'beit')
+    out_indices = tuple(backbone_data.get('out_indices') or ())
+    if model_type == 'beit':
+        backbone = BackboneConfig(
+            model_type='beit', image_size=backbone_data.get('image_size', 384),
+            patch_size=backbone_data.get('patch_size', 16),
+            hidden_size=backbone_data.get('hidden_size', 1024),
+            num_hidden_layers=backbone_data.get('num_hidden_layers', 24),
+            num_attention_heads=backbone_data.get('num_attention_heads', 16),
+            intermediate_size=backbone_data.get('intermediate_size', 4096),
+            out_indices=out_indices or (6, 12, 18, 24),
+            layer_norm_eps=backbone_data.get('layer_norm_eps', 1e-12))
+    elif model_type == 'swinv2':
+        backbone = BackboneConfig(
+            model_type='swinv2', image_size=backbone_data.get('image_size', 256),
+            patch_size=backbone_data.get('patch_size', 4),
+            hidden_size=backbone_data.get('embed_dim', 96),
+            out_indices=out_indices or (1, 2, 3, 4),
+            layer_norm_eps=backbone_data.get('layer_norm_eps', 1e-5),
+            depths=tuple(backbone_data.get('depths', (2, 2, 6, 2))),
+            num_heads=tuple(backbone_data.get('num_heads', (3, 6, 12, 24))),
+            window_size=backbone_data.get('window_size', 8),
+            pretrained_window_sizes=tuple(backbone_data.get('pretrained_window_sizes', ())))
+    else:
+        raise OfficialCheckpointError(f'unsupported Hugging Face backbone {model_type!r}')
+    if match_official:
+        backbone = _replace(backbone, layer_norm_eps=_TIMM_LAYER_NORM_EPS[model_type])
+    return backbone
+
+
+def _bins_from_hf(raw_bins: Sequence[Mapping[str, Any]]) -> list[BinConfig]:
+    """The `BinConfig`s of Hugging Face `bin_configurations` (named by their depth range)."""
+    bins = []
+    for raw in raw_bins:
+        max_depth = float(raw.get('max_depth', 10.0))
+        default_name = 'nyu' if max_depth <= 10.0 else 'kitti'
+        bins.append(BinConfig(name=raw.get('name', default_name),
+                              n_bins=int(raw.get('n_bins', 64)),
+                              min_depth=float(raw.get('min_depth', 1e-3)), max_depth=max_depth))
+    return bins
 
 
 def _replace(config: BackboneConfig, **changes: Any) -> BackboneConfig:
