@@ -199,11 +199,11 @@ def test_fp32_head_forward_equals_the_plain_model() -> None:
     model = module.model.eval()
     image = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        depth, fused = forward_train(model, image)
+        depth, fused, _ = forward_train(model, image)
         assert torch.equal(depth, model(image))
         # under bf16 autocast the metric head still runs in FP32
         with torch.autocast('cpu', dtype=torch.bfloat16):
-            mixed, _ = forward_train(model, image)
+            mixed = forward_train(model, image).depth
     assert mixed.dtype == torch.float32 and fused[-1].shape[-2:] == (48, 64)
     assert torch.allclose(mixed, depth, rtol=0.1)
 
@@ -242,8 +242,9 @@ def test_fastdepth_core_learns_slower_and_can_be_frozen() -> None:
     assert image.is_contiguous(memory_format=torch.channels_last)
     for frozen in (True, False):
         model.zero_grad(set_to_none=True)
-        depth, fused = forward_train(model, image, freeze_core=frozen)
+        depth, fused, core_depth = forward_train(model, image, freeze_core=frozen)
         assert depth.shape == (2, 1, 64, 96) and fused[-1].shape[-2:] == (32, 48)
+        assert core_depth.shape == (2, 64, 96)
         depth.mean().backward()
         core_grads = [p.grad for p in model.core.parameters()]
         assert all(g is None for g in core_grads) == frozen
@@ -395,3 +396,24 @@ def test_release_provenance_names_the_core_and_every_training_source() -> None:
     assert set(record['training_data']) == set(SOURCE_LICENCES)
     assert 'MIT' in record['core']['licence'] and 'ICRA 2019' in record['core']['citation']
     assert record['training'] == {'global_step': 7, 'metrics': {'val/abs_rel': 0.1}}
+
+
+def test_core_prior_pulls_the_head_towards_the_core_depth() -> None:
+    """core_prior_weight adds SILog (beta 1) between the metric depth and the core's own depth
+    on every pixel, whether or not it has ground truth; the core's depth is only a target."""
+    from training.models import ModelSource
+    from training.module import DepthEstimationModule
+
+    module = DepthEstimationModule(ModelSource(preset='zoedepth_fastdepth', seed=0),
+                                   core_prior_weight=0.5, relative_weight=0.0)
+    batch = {'image': torch.rand(2, 3, 64, 96), 'depth': torch.rand(2, 1, 64, 96) * 3 + 0.5,
+             'mask': torch.zeros(2, 1, 64, 96, dtype=torch.bool),
+             'metric': torch.tensor([True, True])}
+    losses = module.compute_losses(batch)  # no valid ground truth: the prior alone
+    assert float(losses['silog']) == 0.0 and float(losses['core_prior']) > 0
+    assert torch.allclose(losses['loss'], 0.5 * losses['core_prior'])
+    losses['loss'].backward()
+    assert all(p.grad is not None for p in module.model.metric_head.parameters())
+    without = DepthEstimationModule(ModelSource(preset='zoedepth_fastdepth', seed=0),
+                                    relative_weight=0.0).compute_losses(batch)
+    assert 'core_prior' not in without and float(without['loss']) == 0.0

@@ -21,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import lightning as L
 import torch
 from torch import nn
 
-from depth_estimation.model.zoedepth import ZoeDepth
+from depth_estimation.model.zoedepth import CORE_DEPTH_FLOOR, ZoeDepth
 from training.callbacks import run_directory
 from training.losses import FocalDiceLoss, resize_like, ScaleShiftInvariantLoss, SILogLoss
 from training.models import ModelSource
@@ -39,11 +39,17 @@ from training.validation import depth_metrics
 ENCODER_PREFIXES = ('backbone.', 'neck.reassemble_stage.', 'core.')
 
 
+class TrainingForward(NamedTuple):
+    depth: torch.Tensor  # (B, 1, H, W) metres
+    fused: list[torch.Tensor]  # the core's decoder maps, coarse to fine (the segmentation input)
+    core_depth: torch.Tensor  # (B, H, W) the core's own depth (relative, or metric for FastDepth)
+
+
 def forward_train(model: ZoeDepth, image: torch.Tensor, head_fp32: bool = True,
-                  freeze_core: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                  freeze_core: bool = False) -> TrainingForward:
     """ZoeDepth's two public stages: the core under the ambient autocast, then the metric head
-    (in FP32 with autocast off when `head_fp32`). Returns depth (B, 1, H, W) and the core's
-    decoder maps (coarse to fine), which feed the segmentation head.
+    (in FP32 with autocast off when `head_fp32`). Returns the depth, the core's decoder maps and
+    the core's own depth.
 
     freeze_core: run the core without gradients (ZoeDepth's recipe trains the head first).
     In FP32 the depth equals `model(image)` exactly (tested): the same modules in the same order.
@@ -54,7 +60,7 @@ def forward_train(model: ZoeDepth, image: torch.Tensor, head_fp32: bool = True,
     with torch.no_grad() if freeze_core else contextlib.nullcontext():
         features = model.features(image)
     depth = model.metric_depth(features, fp32=head_fp32).depth
-    return depth, list(features.fused)
+    return TrainingForward(depth, list(features.fused), features.relative_depth)
 
 
 def parameter_groups(model: ZoeDepth, extra: list[nn.Module], lr: float,
@@ -80,6 +86,7 @@ class DepthEstimationModule(L.LightningModule):
 
     def __init__(self, model: Union[ModelSource, ZoeDepth],
                  silog_weight: float = 1.0, silog_beta: float = 0.15,
+                 core_prior_weight: float = 0.0,
                  relative_weight: float = 1.0, gradient_matching_alpha: float = 0.5,
                  segmentation_classes: int = 0, lambda_dis: float = 0.1,
                  focal_gamma: float = 2.0, focal_weight: float = 1.0, dice_weight: float = 1.0,
@@ -98,6 +105,12 @@ class DepthEstimationModule(L.LightningModule):
                 weights) that builds it.
             silog_weight: weight of the SILog loss on metric samples (ZoeDepth w_si: 1).
             silog_beta: beta of SILog (ZoeDepth: 0.15).
+            core_prior_weight: weight of a log-depth penalty that keeps the metric depth near
+                the core's own depth on every pixel, with or without ground truth (SILog with
+                beta 1 against the core's depth: 10 sqrt(mean g^2)). For a core that is already
+                metric (FastDepth), it stops a head trained on a few scenes from learning one
+                global rescaling that holds only there (L2-SP's idea, Li et al., ICML 2018,
+                applied to the outputs). 0: off (ZoeDepth).
             relative_weight: weight of the scale-and-shift-invariant loss on relative samples.
             gradient_matching_alpha: weight of MiDaS' gradient matching term inside it.
             segmentation_classes: classes of the distillation head; 0 = no head.
@@ -138,6 +151,7 @@ class DepthEstimationModule(L.LightningModule):
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.silog = SILogLoss(beta=silog_beta)
+        self.core_prior = SILogLoss(beta=1.0)
         self.relative_loss = ScaleShiftInvariantLoss(alpha=gradient_matching_alpha)
         self.segmentation_head: Optional[SegmentationHead] = None
         self.segmentation_loss: Optional[FocalDiceLoss] = None
@@ -172,8 +186,9 @@ class DepthEstimationModule(L.LightningModule):
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """All loss terms of a batch; 'loss' is the total that is optimised."""
-        depth, fused = forward_train(self.model, self.memory_format(batch['image']),
-                                     self.hparams.head_fp32, freeze_core=self.core_frozen())
+        depth, fused, core_depth = forward_train(self.model, self.memory_format(batch['image']),
+                                                 self.hparams.head_fp32,
+                                                 freeze_core=self.core_frozen())
         target, mask = batch['depth'], batch['mask']
         metric = torch.as_tensor(batch['metric'], device=depth.device).view(-1, 1, 1, 1)
         losses: dict[str, torch.Tensor] = {}
@@ -189,6 +204,10 @@ class DepthEstimationModule(L.LightningModule):
             losses['ssi'] = self.relative_loss(1.0 / prediction.clamp(min=1e-6),
                                                target_disparity, relative_mask)
             pixel = pixel + self.hparams.relative_weight * losses['ssi']
+        if self.hparams.core_prior_weight:
+            reference = core_depth.detach().unsqueeze(1).float().clamp_min(CORE_DEPTH_FLOOR)
+            losses['core_prior'] = self.core_prior(depth, reference)
+            pixel = pixel + self.hparams.core_prior_weight * losses['core_prior']
         total = pixel
         if self.segmentation_head is not None:
             labels = batch['segmentation']
@@ -322,8 +341,9 @@ def segmentation_logits(module: DepthEstimationModule, image: torch.Tensor) -> t
     """Logits of the distillation head for an image batch (for inspecting what it learnt)."""
     if module.segmentation_head is None:
         raise ValueError('this module has no segmentation head')
-    _, fused = forward_train(module.model, image, module.hparams.head_fp32)
+    fused = forward_train(module.model, image, module.hparams.head_fp32).fused
     return module.segmentation_head(fused[-1].float(), size=tuple(image.shape[-2:]))
 
 
-__all__ = ['DepthEstimationModule', 'forward_train', 'parameter_groups', 'segmentation_logits']
+__all__ = ['DepthEstimationModule', 'TrainingForward', 'forward_train', 'parameter_groups',
+           'segmentation_logits']
