@@ -1,25 +1,12 @@
 """`depth-estimation benchmark`: latency, throughput, memory and FLOP efficiency per backend.
 
-For each backend spec the same model runs `--frames` camera frames of `--input-size` (after
-`--warmup` frames) through the full `infer` path; reported per backend: p50/p90/p99 latency of
-the whole call and of each stage (pre-processing, inference, post-processing, from
-`DepthBackend.last_timings`), throughput (frames/s, one frame in flight), peak resident memory
-while it ran (the kernel's high-water mark, reset before each backend) and peak CUDA memory
-where a GPU is used. The model's FLOPs are counted from the ONNX graph (every MatMul, Gemm, Conv
-and ConvTranspose, 1 multiply-accumulate = 2 FLOPs; elementwise ops are left out) and divided by
-the median inference time: achieved GFLOP/s, compared with a GEMM ceiling measured in the same
-run on a matrix product shaped like the model's largest one, with the same thread count.
+Each backend spec (`name[:option,...]`, listed in docs/benchmark.md) runs the same model on
+`--frames` camera frames through the full `infer` path: p50/p90/p99 latency of the call and of each
+stage (`DepthBackend.last_timings`), frames/s with one frame in flight, peak resident memory (the
+kernel's high-water mark, reset per backend) and peak CUDA memory. FLOPs are counted from the ONNX
+graph (MatMul, Gemm, Conv, ConvTranspose; 1 multiply-accumulate = 2 FLOPs) and divided by the
+median inference time, against a GEMM ceiling measured in the same run with the same threads.
 Writes `<output>.json` and `<output>.md` (with the machine described) and prints the markdown.
-
-Backend specs: `name[:option,option,...]`, e.g. `onnxruntime`, `onnxruntime:threads=1,opt=basic`,
-`onnxruntime:fp16` (the FP16 ONNX variant), `onnxruntime:nobinding`, `onnxruntime:nospin`
-(worker threads sleep instead of spinning), `onnxruntime:confidence` (the depth and the confidence
-output, as the node asks when it publishes confidence), `onnxruntime:model=other.onnx` (another
-exported model in the same run), `torch`, `torch:bf16`, `torch:fp16`, `torch:compile`,
-`torch:device=cuda,fp16`, `tensorrt:engine=model.engine,graph`,
-`litert:model=fast_depth_224.tflite` (a FastDepth-style TFLite file in ai-edge-litert, timed as a
-node would run it: the frame resized to the file's input, invoke, the dequantised output resized
-back; the row is skipped with the reason when ai-edge-litert is absent).
 """
 
 from __future__ import annotations
@@ -119,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='one of our checkpoints (.pt: every backend) or an exported .onnx '
                              '(onnxruntime and tensorrt only)')
     parser.add_argument('--backends', nargs='+', default=list(DEFAULT_BACKENDS),
-                        help='backend specs (default: onnxruntime torch); see the module doc')
+                        help='backend specs (default: onnxruntime torch); see docs/benchmark.md')
     parser.add_argument('--frames', type=int, default=30, help='timed frames per backend')
     parser.add_argument('--warmup', type=int, default=3, help='untimed frames first')
     parser.add_argument('--input-size', type=size_argument(), default=(480, 640),
@@ -283,7 +270,7 @@ def measure_backend(spec: BackendSpec, rgb: np.ndarray, *, frames: int, warmup: 
                     threads: int, torch_model: Any, onnx_path: Path,
                     profile_ops: bool = False) -> BackendResult:
     """Open, warm up and time one backend; memory high-water marks around it."""
-    rss_before = current_rss_mib()
+    rss_before = _proc_status_mib('VmRSS') or float('nan')
     reset_peak_rss()
     cuda = _CudaMemory()
     start = time.perf_counter()
@@ -295,16 +282,15 @@ def measure_backend(spec: BackendSpec, rgb: np.ndarray, *, frames: int, warmup: 
             raise ValueError(f'{spec.text}: the model has no confidence output')
         for _ in range(warmup):
             backend.infer_outputs(rgb, confidence=confidence)
-        totals, pre, inference, post = [], [], [], []
+        totals, timings = [], []
         for _ in range(frames):
             begin = time.perf_counter()
             backend.infer_outputs(rgb, confidence=confidence)
             totals.append(time.perf_counter() - begin)
-            timings = backend.last_timings
-            pre.append(timings.preprocess)
-            inference.append(timings.inference)
-            post.append(timings.postprocess)
+            timings.append(backend.last_timings)
         description = backend.describe()
+    pre, inference, post = ([getattr(t, stage) for t in timings]
+                            for stage in ('preprocess', 'inference', 'postprocess'))
     result = BackendResult(
         spec=spec.text, description=description, frames=frames, total=stage_stats(totals),
         preprocess=stage_stats(pre), inference=stage_stats(inference),
@@ -498,23 +484,17 @@ def gemm_ceiling(shape: Sequence[int], threads: int, repeats: int = 5) -> dict[s
     """
     macs = float(np.prod([max(1, int(v)) for v in shape]))
     side = int(min(2048, max(256, round(macs ** (1 / 3)))))
-    m = k = n = side
-    flops = 2.0 * m * k * n
-    generator = np.random.default_rng(0)
-    a = generator.standard_normal((m, k), dtype=np.float32)
-    b = generator.standard_normal((k, n), dtype=np.float32)
+    a, b = np.random.default_rng(0).standard_normal((2, side, side), dtype=np.float32)
     try:
         import torch
     except ImportError:
         torch = None
+    run, library = (lambda: a @ b), f'numpy {np.__version__} matmul'
     if torch is not None:
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         run, library = (lambda: torch.matmul(ta, tb)), f'torch {torch.__version__} matmul'
-    else:
-        previous = 0
-        run, library = (lambda: a @ b), f'numpy {np.__version__} matmul'
     # enough repetitions per sample for ~50 ms, so timer resolution does not matter
     run()
     begin = time.perf_counter()
@@ -529,18 +509,19 @@ def gemm_ceiling(shape: Sequence[int], threads: int, repeats: int = 5) -> dict[s
         best = min(best, (time.perf_counter() - begin) / inner)
     if torch is not None:
         torch.set_num_threads(previous)
-    return {'shape_mkn': [m, k, n], 'model_largest_mkn': [int(v) for v in shape],
-            'gflops_per_s': flops / best / 1e9, 'library': library, 'threads': threads}
+    return {'shape_mkn': [side] * 3, 'model_largest_mkn': [int(v) for v in shape],
+            'gflops_per_s': 2.0 * side ** 3 / best / 1e9, 'library': library, 'threads': threads}
 
 
-def current_rss_mib() -> float:
+def _proc_status_mib(key: str) -> Optional[float]:
+    """A memory line of /proc/self/status (VmRSS, VmHWM) in MiB; None where there is none."""
     try:
         for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('VmRSS:'):
+            if line.startswith(f'{key}:'):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return float('nan')
+    return None
 
 
 def reset_peak_rss() -> bool:
@@ -554,14 +535,8 @@ def reset_peak_rss() -> bool:
 
 def peak_rss_mib() -> float:
     """Peak resident memory since the last reset (VmHWM), else since the process started."""
-    try:
-        for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
     scale = 1 / 1024 if sys.platform != 'darwin' else 1 / 1024 / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    return _proc_status_mib('VmHWM') or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 class _CudaMemory:
@@ -598,12 +573,10 @@ def describe_machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    memory_gib = float('nan')
     try:
-        pages = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-        memory_gib = pages / 2**30
+        memory_gib = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30
     except (ValueError, OSError, AttributeError):
-        pass
+        memory_gib = float('nan')
     machine = {'cpu': cpu, 'cores': os.cpu_count(),
                'usable_cores': len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
                else os.cpu_count(),
@@ -617,8 +590,7 @@ def describe_machine() -> dict[str, Any]:
     if threading:  # these change CPU timings a lot (OpenMP spin-waiting), so they are recorded
         machine['environment'] = threading
     try:
-        load = os.getloadavg()
-        machine['load_average'] = [round(v, 2) for v in load]
+        machine['load_average'] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         pass
     try:
@@ -707,7 +679,6 @@ def to_markdown(report: dict[str, Any]) -> str:
         if result.get('error'):
             lines.append(f'| {_label(result["spec"])} | not run: {result["error"]} |' + ' |' * 11)
             continue
-        cuda = result.get('peak_cuda_mib')
         lines.append(
             f'| {_label(result["spec"])} | {result["total"]["p50_ms"]:.1f} | '
             f'{result["total"]["p90_ms"]:.1f} | {result["total"]["p99_ms"]:.1f} | '
@@ -715,8 +686,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f'{result["inference"]["p50_ms"]:.1f} | {result["postprocess"]["p50_ms"]:.2f} | '
             f'{100 * result["pre_post_fraction"]:.1f} % | {_number(result["gflops_per_s"])} | '
             f'{_number(result["ceiling_fraction"], 100, " %", 0)} | {result["peak_rss_mib"]:.0f} '
-            f'({result["rss_before_mib"]:.0f}) | '
-            f'{"-" if cuda is None else f"{cuda:.0f}"} |')
+            f'({result["rss_before_mib"]:.0f}) | {_number(result["peak_cuda_mib"], digits=0)} |')
     if report['targets']:
         lines += ['', '| target | measured | limit | met |', '|---|---|---|---|']
         for name, target in report['targets'].items():
