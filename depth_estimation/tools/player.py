@@ -1,14 +1,8 @@
 """`depth_estimation_player`: publish `image` + `camera_info` from a folder, a video or a bag.
 
-Sources: an image folder (sorted by name, at `--fps`, default 10), a video file (OpenCV, at its
-own frame rate or `--fps`), or a bag read with `rosbags`' AnyReader (rosbag2 .db3 / .mcap, or
-ROS 1 .bag) at its recorded timing times `--rate`. A bag's image topic (Image or CompressedImage,
-colour before depth) and the CameraInfo topic nearest to it are picked unless named.
-
-camera_info goes out just before each image with the image's header, so the node matches it by
-stamp; a folder or a video gets it from `--camera-info` or `--horizontal-fov`, else none.
-`--transport compressed` publishes CompressedImage on `<image>/compressed` (the resolved `image`
-topic, as image_transport names it): a bag's as recorded, other frames as JPEG or PNG.
+A bag (rosbag2 .db3 / .mcap or ROS 1 .bag, read with `rosbags`' AnyReader) plays at its recorded
+timing times `--rate`. camera_info goes out just before each image with the image's header, so
+the node matches it by stamp.
 
 Example:
     depth_estimation_player recording.bag \
@@ -19,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+import os
 from pathlib import Path
 import sys
 import time
@@ -181,15 +176,6 @@ class VideoSource(FileSource):
             capture.release()
 
 
-def _common_prefix(a: str, b: str) -> int:
-    count = 0
-    for x, y in zip(a.split('/'), b.split('/')):
-        if x != y:
-            break
-        count += 1
-    return count
-
-
 def choose_topics(connections: Sequence[tuple[str, str]], image_topic: Optional[str] = None,
                   camera_info_topic: Optional[str] = None) -> tuple[str, Optional[str]]:
     """(image topic, CameraInfo topic or None) from a bag's (topic, message type) pairs.
@@ -215,8 +201,8 @@ def choose_topics(connections: Sequence[tuple[str, str]], image_topic: Optional[
                           f'{sorted(t for t, k in connections if k in IMAGE_TYPES)}')
     if camera_info_topic is None:
         infos = [topic for topic, kind in connections if kind == CAMERA_INFO_TYPE]
-        camera_info_topic = max(infos, key=lambda t: _common_prefix(t, image_topic),
-                                default=None)
+        camera_info_topic = max(infos, default=None, key=lambda t: len(os.path.commonprefix(
+            [t.split('/'), image_topic.split('/')])))  # the most namespace levels in common
     elif types.get(camera_info_topic) != CAMERA_INFO_TYPE:
         raise PlayerError(f'topic {camera_info_topic!r} is not a CameraInfo topic in this bag')
     return image_topic, camera_info_topic

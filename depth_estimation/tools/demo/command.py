@@ -3,16 +3,10 @@
     source --image, camera_info--> depth_estimation_node (ONNX Runtime, CPU) --depth/image,
     depth/camera_info, points--> this process (metrics, MCAP recording, images, report)
 
-Sources (`--source`, `sources.py`): `sequence` (default; `sequence:<name>` for another shipped
-one), a real RGB-D sequence published from this process as a camera, looped and paced by the node,
-scored against the sensor depth of the same frame; `sim`, the simulated camera in its own process
-with exact ground truth; `samples` (no ground truth); `topic:<name>`, a running camera;
-`video:<path>` and `bag:<path>`, played by `depth_estimation_player`. The model: `model.py`.
-
-Latency runs from the image's stamp to the arrival of its depth here; throughput is depth frames
-per second. The node answers the newest image and drops those that arrive while it is busy. The
-run writes to `--output` (default outputs/demo): report.md with its plots, summary.json,
-snapshots, the MCAP recording (`recording/`) and the logs of the processes it started.
+Latency runs from the image's stamp to the arrival of its depth here; the node answers the newest
+image and drops those that arrive while it is busy. The sources are in `sources.py`, the model in
+`model.py`; `--output` gets report.md with its plots, summary.json, snapshots, the MCAP recording
+(`recording/`) and the logs of the processes the demo started.
 """
 
 from __future__ import annotations
