@@ -250,8 +250,7 @@ def open_spec(spec: BackendSpec, threads: int, torch_model: Any, onnx_path: Path
         from depth_estimation.inference.torch_backend import TorchBackend
 
         precision = 'fp16' if 'fp16' in options else 'bf16' if 'bf16' in options else 'fp32'
-        compile_option: Any = options.get('compile')
-        compile_setting = (compile_option or True) if 'compile' in options else False
+        compile_setting = (options['compile'] or True) if 'compile' in options else False
         return TorchBackend(torch_model, device=options.get('device') or 'cpu',
                             num_threads=spec_threads, precision=precision,
                             compile=compile_setting)

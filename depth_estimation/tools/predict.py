@@ -204,10 +204,6 @@ class CameraModel:
     fov: Optional[float] = None
     cache: dict[tuple[int, int], Any] = field(default_factory=dict)
 
-    @property
-    def available(self) -> bool:
-        return self.file_intrinsics is not None or self.fov is not None
-
     def for_size(self, width: int, height: int) -> tuple[Any, Optional[str]]:
         """Intrinsics for a width x height image, and a note the first time a size is seen."""
         from depth_estimation.io import intrinsics_from_fov
@@ -309,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fov is not None:
         intrinsics_from_fov(args.fov, 2, 2)  # validate the angle now
     camera = CameraModel(read_intrinsics_file(args.camera) if args.camera else None, args.fov)
-    if 'ply' in kinds and not camera.available:
+    if 'ply' in kinds and camera.file_intrinsics is None and camera.fov is None:
         print('predict: no --camera or --fov given, so no point clouds are written',
               file=sys.stderr)
         kinds = tuple(k for k in kinds if k != 'ply')

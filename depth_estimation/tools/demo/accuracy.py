@@ -115,11 +115,9 @@ class DemoStatistics:
             'evaluated_range_m': list(self.depth_range),
         }
         if latency.size:
-            result['latency_ms'] = {
-                'mean': round(float(latency.mean()), 1),
-                'p50': round(float(np.percentile(latency, 50)), 1),
-                'p90': round(float(np.percentile(latency, 90)), 1),
-                'max': round(float(latency.max()), 1)}
+            values = (latency.mean(), *np.percentile(latency, [50, 90]), latency.max())
+            result['latency_ms'] = {name: round(float(value), 1) for name, value in
+                                    zip(('mean', 'p50', 'p90', 'max'), values)}
         means = self.mean_metrics()
         if means is not None:
             result['accuracy'] = {'delta1': means['a1'], 'abs_rel': means['abs_rel'],

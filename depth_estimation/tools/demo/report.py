@@ -102,6 +102,13 @@ def write_plots(output: Path, statistics: DemoStatistics, snapshots: list[Snapsh
     import matplotlib.pyplot as plt
 
     written = []
+
+    def save(figure: Any, name: str) -> None:
+        figure.tight_layout()
+        written.append(output / name)
+        figure.savefig(written[-1])
+        plt.close(figure)
+
     if statistics.frames:
         figure, axis = plt.subplots(figsize=(8, 3.5), dpi=110)
         times = [frame.received for frame in statistics.frames]
@@ -112,10 +119,7 @@ def write_plots(output: Path, statistics: DemoStatistics, snapshots: list[Snapsh
                        f'{statistics.throughput():.2f} frames/s')
         axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
-        figure.tight_layout()
-        written.append(output / 'latency.png')
-        figure.savefig(written[-1])
-        plt.close(figure)
+        save(figure, 'latency.png')
     if statistics.error_counts.sum():
         figure, axis = plt.subplots(figsize=(8, 3.5), dpi=110)
         counts = statistics.error_counts
@@ -128,10 +132,7 @@ def write_plots(output: Path, statistics: DemoStatistics, snapshots: list[Snapsh
         axis.set_title(f'all evaluated pixels ({counts.sum():,}); beyond +100 %: '
                        f'{fractions[-1] * 100:.1f} %')
         axis.grid(alpha=0.3)
-        figure.tight_layout()
-        written.append(output / 'error_histogram.png')
-        figure.savefig(written[-1])
-        plt.close(figure)
+        save(figure, 'error_histogram.png')
     with_truth = [s for s in snapshots if s.ground_truth is not None and s.rgb is not None]
     if with_truth:
         figure, axes = plt.subplots(len(with_truth), 4, figsize=(16, 3.2 * len(with_truth)),
@@ -158,10 +159,7 @@ def write_plots(output: Path, statistics: DemoStatistics, snapshots: list[Snapsh
             figure.colorbar(shown, ax=row[3], fraction=0.035)
             for axis in row:
                 axis.axis('off')
-        figure.tight_layout()
-        written.append(output / 'panel.png')
-        figure.savefig(written[-1])
-        plt.close(figure)
+        save(figure, 'panel.png')
     return written
 
 
