@@ -21,8 +21,9 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
-VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
+from depth_estimation.tools.sources import (folder_files, Frame, IMAGE_SUFFIXES, iter_frames,
+                                            VIDEO_SUFFIXES, video_properties)
+
 BAG_SUFFIXES = ('.bag', '.db3', '.mcap')
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
@@ -113,67 +114,45 @@ def image_to_compressed(image: Any, codec: str = 'jpeg', jpeg_quality: int = 95)
 # Sources --------------------------------------------------------------------------------------
 
 class FileSource:
-    """A folder or a video: frames read as RGB, with the camera_info the player gives them."""
+    """Files read as RGB (`sources.iter_frames`; unreadable ones skipped), one every
+    `period_ns`, with the camera_info the player gives them."""
 
     camera_info: Optional[Any] = None  # from --camera-info or --horizontal-fov
-    frame_id = DEFAULT_FRAME_ID
 
-    def frame(self, time_ns: int, rgb: np.ndarray) -> SourceFrame:
+    def __init__(self, paths: list[Path], period_ns: float, frame_id: str = '') -> None:
+        self.paths, self.period_ns = paths, period_ns
+        self.frame_id = frame_id or DEFAULT_FRAME_ID
+
+    def __iter__(self) -> Iterator[SourceFrame]:
         from std_msgs.msg import Header
 
         from depth_estimation.ros.conversions import rgb_to_image
 
-        image = rgb_to_image(rgb, Header(frame_id=self.frame_id))
-        return SourceFrame(time_ns, image, self.camera_info)
+        frames = (item for item in iter_frames(self.paths) if isinstance(item, Frame))
+        for index, frame in enumerate(frames):
+            image = rgb_to_image(frame.rgb, Header(frame_id=self.frame_id))
+            yield SourceFrame(int(index * self.period_ns), image, self.camera_info)
 
 
 class FolderSource(FileSource):
-    """Images of a folder, sorted by name, at a fixed rate."""
+    """Images of a folder, sorted by name, at a fixed rate (default 10 frames/s)."""
 
     def __init__(self, folder: Path, fps: float = 0.0, frame_id: str = '') -> None:
-        self.frame_id = frame_id or self.frame_id
-        self.paths = sorted(p for p in Path(folder).iterdir()
-                            if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.paths:
-            raise PlayerError(f'no {"/".join(IMAGE_SUFFIXES)} images in {folder}')
-        self.period_ns = int(1e9 / (fps if fps > 0 else 10.0))
-
-    def __iter__(self) -> Iterator[SourceFrame]:
-        from depth_estimation.samples import read_rgb
-
-        for index, path in enumerate(self.paths):
-            yield self.frame(index * self.period_ns, read_rgb(path))
+        paths = folder_files(folder, IMAGE_SUFFIXES)
+        if not paths:
+            raise PlayerError(f'no images ({", ".join(sorted(IMAGE_SUFFIXES))}) in {folder}')
+        super().__init__(paths, 1e9 / (fps if fps > 0 else 10.0), frame_id)
 
 
 class VideoSource(FileSource):
-    """Frames of a video file (OpenCV), timed by the file's own timestamps."""
+    """Frames of a video file (OpenCV), timed by the file's own frame rate."""
 
     def __init__(self, path: Path, frame_id: str = '') -> None:
-        import cv2
-
-        self.frame_id = frame_id or self.frame_id
-        capture = cv2.VideoCapture(str(path))
-        if not capture.isOpened():
+        properties = video_properties(path)
+        if properties is None:
             raise PlayerError(f'OpenCV cannot open the video {path}')
-        self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
-        capture.release()
-        self.path = Path(path)
-
-    def __iter__(self) -> Iterator[SourceFrame]:
-        import cv2
-
-        capture = cv2.VideoCapture(str(self.path))
-        try:
-            index = 0
-            while True:
-                ok, bgr = capture.read()
-                if not ok:
-                    return
-                yield self.frame(int(index * 1e9 / self.fps),
-                                 np.ascontiguousarray(bgr[..., ::-1]))  # (H, W, 3) RGB
-                index += 1
-        finally:
-            capture.release()
+        self.fps = properties[1] or 30.0
+        super().__init__([Path(path)], 1e9 / self.fps, frame_id)
 
 
 def choose_topics(connections: Sequence[tuple[str, str]], image_topic: Optional[str] = None,
@@ -280,8 +259,8 @@ def open_source(path: Path, fps: float = 0.0, frame_id: str = '',
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(path, frame_id)
     raise PlayerError(f'cannot tell what {path} is: expected a folder of images, a video '
-                      f'({", ".join(VIDEO_SUFFIXES)}) or a bag ({", ".join(BAG_SUFFIXES)} or '
-                      'a rosbag2 folder)')
+                      f'({", ".join(sorted(VIDEO_SUFFIXES))}) or a bag '
+                      f'({", ".join(BAG_SUFFIXES)} or a rosbag2 folder)')
 
 
 # Playing --------------------------------------------------------------------------------------

@@ -13,14 +13,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 from depth_estimation.artifacts import model_option
+from depth_estimation.tools.sources import (collect_files, expected_frames, Frame, iter_frames,
+                                            Skipped)
 
-IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm',
-                            '.pnm', '.webp', '.jp2'})
-VIDEO_SUFFIXES = frozenset({'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg',
-                            '.wmv', '.ogv'})
 OUTPUT_KINDS = ('npy', 'png', 'color', 'ply')
 OUTPUT_SUFFIXES = {'npy': '_depth.npy', 'png': '_depth_mm.png', 'color': '_depth_color.png',
                    'ply': '_points.ply'}
@@ -72,105 +70,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='process every Nth video frame (default: 1, every frame)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.set_defaults(handler=run)
-
-
-@dataclass
-class Frame:
-    """One image to process: output name, human-readable source, RGB uint8 (H, W, 3)."""
-
-    name: str
-    source: str
-    rgb: Any
-    from_video: bool = False
-
-
-@dataclass
-class Skipped:
-    """An input (or frame) that could not be processed, and why."""
-
-    source: str
-    reason: str
-    counted: int = 0  # progress-bar units this input had in the expected total
-
-
-def collect_files(inputs: list[Path]) -> tuple[list[Path], list[Skipped]]:
-    """Expand folders (images and videos by suffix, sorted, not recursive); missing paths skip."""
-    files: list[Path] = []
-    skipped: list[Skipped] = []
-    for path in inputs:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file()
-                           and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            if not found:
-                skipped.append(Skipped(str(path), 'folder holds no image or video files'))
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            skipped.append(Skipped(str(path), 'no such file or folder'))
-    return files, skipped
-
-
-def read_video(path: Path, stride: int) -> Iterator[Union[tuple[int, Any], Skipped]]:
-    """(frame index, RGB uint8) for every `stride`-th frame of a video, or one Skipped."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            yield Skipped(str(path), 'cannot open as a video')
-            return
-        index = 0
-        while True:
-            ok, bgr = capture.read()
-            if not ok or bgr is None:
-                break
-            if index % stride == 0:
-                yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            index += 1
-        if index == 0:
-            yield Skipped(str(path), 'no frame could be decoded')
-    finally:
-        capture.release()
-
-
-def unique_name(base: str, used: set[str]) -> str:
-    """`base`, or `base-2`, `base-3`, ... if already used, so no output overwrites another."""
-    name, number = base, 1
-    while name in used:
-        number += 1
-        name = f'{base}-{number}'
-    used.add(name)
-    return name
-
-
-def iter_frames(files: list[Path], stride: int) -> Iterator[Union[Frame, Skipped]]:
-    """Frames of the files in order, with a Skipped for each unreadable file."""
-    from depth_estimation.samples import read_rgb
-
-    used: set[str] = set()
-    for path in files:
-        suffix = path.suffix.lower()
-        if suffix not in VIDEO_SUFFIXES:
-            try:
-                rgb = read_rgb(path)
-            except ValueError:
-                if suffix in IMAGE_SUFFIXES:
-                    yield Skipped(str(path), 'cannot read as an image (corrupt or unsupported)',
-                                  counted=1)
-                    continue
-            else:
-                yield Frame(unique_name(path.stem, used), str(path), rgb)
-                continue
-        for item in read_video(path, stride):
-            if isinstance(item, Skipped):
-                if suffix not in VIDEO_SUFFIXES:
-                    item.reason, item.counted = 'cannot read as an image or a video', 1
-                yield item
-            else:
-                index, rgb = item
-                yield Frame(unique_name(f'{path.stem}_{index:06d}', used), f'{path}#{index}',
-                            rgb, from_video=True)
 
 
 def parse_outputs(text: str) -> tuple[str, ...]:
@@ -273,22 +172,6 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
                             f'intrinsics {describe_intrinsics(intrinsics)} '
                             f'width={width} height={height}'))
     return note
-
-
-def expected_frames(files: list[Path], stride: int) -> int:
-    """Frames the inputs will give: one per image, every `stride`-th of a video (0 if unknown)."""
-    import cv2
-
-    total = 0
-    for path in files:
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            total += 1
-            continue
-        capture = cv2.VideoCapture(str(path))  # the count the container claims, maybe approximate
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-        capture.release()
-        total += math.ceil(count / stride) if count > 0 else 0
-    return total
 
 
 def run(args: argparse.Namespace) -> int:
