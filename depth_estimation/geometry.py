@@ -9,6 +9,7 @@ cx' = (cx + 0.5) * W' / W - 0.5 (likewise fy, cy with the heights).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -55,6 +56,17 @@ class Intrinsics:
         rows = values.reshape(3, columns)
         return cls(fx=float(rows[0, 0]), fy=float(rows[1, 1]), cx=float(rows[0, 2]),
                    cy=float(rows[1, 2]), width=int(width), height=int(height))
+
+    @classmethod
+    def from_fov(cls, horizontal_fov_deg: float, width: int, height: int) -> Intrinsics:
+        """Pinhole intrinsics from a horizontal field of view: square pixels, principal point at
+        the image centre ((W - 1) / 2, (H - 1) / 2 in the pixel-centre convention)."""
+        if not 0.0 < horizontal_fov_deg < 180.0:
+            raise ValueError(f'horizontal field of view must be in (0, 180) degrees, got '
+                             f'{horizontal_fov_deg}')
+        focal = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
+        return cls(fx=focal, fy=focal, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0,
+                   width=int(width), height=int(height))
 
     def scaled(self, width: int, height: int) -> Intrinsics:
         """The same camera seen at another image size (pixel-centre convention of the module)."""

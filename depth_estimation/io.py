@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -25,18 +24,22 @@ _PLY_TYPES = {'char': 'i1', 'int8': 'i1', 'uchar': 'u1', 'uint8': 'u1', 'short':
               'float64': 'f8'}
 
 
-def depth_to_mm(depth: np.ndarray) -> np.ndarray:
+def depth_to_mm(depth: np.ndarray, saturate: bool = True) -> np.ndarray:
     """Float depth (H, W) metres -> uint16 (H, W) millimetres, rounded to the nearest millimetre.
 
-    Invalid depth (non-finite or <= 0) becomes 0; valid depth below 0.5 mm becomes 1 so that 0
-    keeps meaning invalid; depth at or above 65.535 m saturates at 65535.
+    Invalid depth (non-finite or <= 0) becomes 0. With `saturate` (files), valid depth below
+    0.5 mm becomes 1 so that 0 keeps meaning invalid, and depth at or above 65.535 m saturates at
+    65535; without (the REP 118 raw topic), both become 0 as well.
     """
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
     valid = valid_depth_mask(depth)  # (H, W)
-    millimetres = np.where(valid, depth, 0.0).astype(np.float64) * 1000.0  # (H, W)
-    millimetres = np.clip(np.rint(millimetres), 1, MAX_DEPTH_MM)
+    millimetres = np.rint(np.where(valid, depth, 0).astype(np.float32) * np.float32(1000.0))
+    if saturate:
+        millimetres = np.clip(millimetres, 1, MAX_DEPTH_MM)  # (H, W) float32
+    else:
+        valid &= (millimetres > 0) & (millimetres <= MAX_DEPTH_MM)
     return np.where(valid, millimetres, 0).astype(np.uint16)
 
 
@@ -147,17 +150,6 @@ def read_ply(path: PathLike) -> tuple[np.ndarray, Optional[np.ndarray]]:
         colors = np.stack([columns[c] for c in ('red', 'green', 'blue')],
                           axis=1).astype(np.uint8)  # (N, 3)
     return points, colors
-
-
-def intrinsics_from_fov(horizontal_fov_deg: float, width: int, height: int) -> Intrinsics:
-    """Pinhole intrinsics from a horizontal field of view: square pixels, principal point at the
-    image centre ((W - 1) / 2, (H - 1) / 2 in the pixel-centre convention of `geometry`)."""
-    if not 0.0 < horizontal_fov_deg < 180.0:
-        raise ValueError(f'horizontal field of view must be in (0, 180) degrees, got '
-                         f'{horizontal_fov_deg}')
-    focal = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
-    return Intrinsics(fx=focal, fy=focal, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0,
-                      width=int(width), height=int(height))
 
 
 def _matrix_data(value: Any) -> Optional[np.ndarray]:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from depth_estimation.geometry import depth_to_points, Intrinsics
+from depth_estimation.io import depth_to_mm
 from depth_estimation.pipeline.intrinsics import decimate, intrinsics_from_parameters
-from depth_estimation.pipeline.ranges import apply_depth_range, depth_to_millimetres, limit_far
+from depth_estimation.pipeline.ranges import apply_depth_range, limit_far
 from depth_estimation.pipeline.stats import (FrameStatistics, LatencyWindow, LogThrottle, OK,
                                              RateMeter, WARN)
 from depth_estimation.ros.parameters import (LIFECYCLE_PARAMETERS, NodeSettings, PARAMETERS,
@@ -82,8 +83,8 @@ def test_rep117_markers() -> None:
 
 def test_millimetres_zero_for_everything_without_a_measurement() -> None:
     depth = np.array([[1.2345, -np.inf, np.inf, np.nan, 70.0, 0.0004]], np.float32)
-    np.testing.assert_array_equal(depth_to_millimetres(depth), [[1234, 0, 0, 0, 0, 0]])
-    assert depth_to_millimetres(depth).dtype == np.uint16
+    np.testing.assert_array_equal(depth_to_mm(depth, saturate=False), [[1234, 0, 0, 0, 0, 0]])
+    assert depth_to_mm(depth, saturate=False).dtype == np.uint16
 
 
 def test_decimated_intrinsics_reproduce_the_kept_pixels() -> None:

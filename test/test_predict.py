@@ -16,8 +16,8 @@ import pytest
 
 from depth_estimation.tools.cli import main
 from depth_estimation.geometry import Intrinsics
-from depth_estimation.io import (depth_to_mm, intrinsics_from_fov, read_depth_png_mm,
-                                 read_intrinsics_file, read_ply, write_depth_png_mm, write_ply)
+from depth_estimation.io import (depth_to_mm, read_depth_png_mm, read_intrinsics_file, read_ply,
+                                 write_depth_png_mm, write_ply)
 from depth_estimation.samples import read_rgb, SAMPLE_DIR
 from depth_estimation.visualize import (add_colorbar, colorize_depth, colormap_lut, format_ticks,
                                         nice_ticks)
@@ -106,11 +106,11 @@ def test_bad_intrinsics_files_raise_value_error(tmp_path: Path, text: str) -> No
 
 def test_intrinsics_from_fov() -> None:
     # 90 degrees: the focal length is half the width; centre in the pixel-centre convention.
-    assert_intrinsics(intrinsics_from_fov(90.0, 640, 480), 320.0, 320.0, 319.5, 239.5, 640, 480)
-    assert_intrinsics(intrinsics_from_fov(60.0, 100, 50), 50.0 * np.sqrt(3.0),
+    assert_intrinsics(Intrinsics.from_fov(90.0, 640, 480), 320.0, 320.0, 319.5, 239.5, 640, 480)
+    assert_intrinsics(Intrinsics.from_fov(60.0, 100, 50), 50.0 * np.sqrt(3.0),
                       50.0 * np.sqrt(3.0), 49.5, 24.5, 100, 50)
     with pytest.raises(ValueError):
-        intrinsics_from_fov(180.0, 640, 480)
+        Intrinsics.from_fov(180.0, 640, 480)
 
 
 # --- depth PNG and PLY ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ binning or a resize: `camera_model`), else the fx/fy/cx/cy or horizontal_fov par
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
 from typing import Any, Optional
 
 from depth_estimation.geometry import Intrinsics
@@ -67,11 +66,7 @@ def intrinsics_from_parameters(width: int, height: int, fx: float = 0.0, fy: flo
     if fx <= 0 and horizontal_fov_deg <= 0:
         return None
     if fx <= 0:
-        if not 0 < horizontal_fov_deg < 180:
-            raise ValueError(f'horizontal field of view must be in (0, 180) degrees, got '
-                             f'{horizontal_fov_deg}')
-        fx = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
-        fy = 0.0
+        fx, fy = Intrinsics.from_fov(horizontal_fov_deg, width, height).fx, 0.0
     return Intrinsics(fx=float(fx), fy=float(fy if fy > 0 else fx),
                       cx=float(cx if cx > 0 else (width - 1) / 2.0),
                       cy=float(cy if cy > 0 else (height - 1) / 2.0),

@@ -1,13 +1,12 @@
-"""Depth ranges of the published depth: REP 117 markers and the raw 16UC1 form (numpy only).
+"""Depth ranges of the published depth: REP 117 markers (numpy only).
 
-Float metres: NaN invalid, -Inf too close, +Inf too far; raw millimetres: 0 for all three.
+Float metres: NaN invalid, -Inf too close, +Inf too far; the raw 16UC1 form
+(`io.depth_to_mm(depth, saturate=False)`) has 0 for all three.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-UINT16_MAX_MM = 65535
 
 
 def apply_depth_range(depth: np.ndarray, min_depth: float, max_depth: float,
@@ -35,16 +34,6 @@ def apply_depth_range(depth: np.ndarray, min_depth: float, max_depth: float,
     return out
 
 
-def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
-    """Float depth (H, W) metres -> uint16 (H, W) millimetres; 0 where not finite, not positive,
-    or beyond 65.535 m (REP 118 raw form)."""
-    depth = np.asarray(depth, dtype=np.float32)
-    with np.errstate(invalid='ignore'):
-        millimetres = np.rint(depth * np.float32(1000.0))  # (H, W) float32
-        valid = np.isfinite(millimetres) & (millimetres > 0) & (millimetres <= UINT16_MAX_MM)
-    return np.where(valid, millimetres, 0).astype(np.uint16)
-
-
 def limit_far(depth: np.ndarray, max_depth: float) -> np.ndarray:
     """A copy of float depth (H, W) with values beyond `max_depth` set to NaN (for the cloud)."""
     out = np.array(depth, dtype=np.float32, copy=True)
@@ -53,4 +42,4 @@ def limit_far(depth: np.ndarray, max_depth: float) -> np.ndarray:
     return out
 
 
-__all__ = ['apply_depth_range', 'depth_to_millimetres', 'limit_far']
+__all__ = ['apply_depth_range', 'limit_far']

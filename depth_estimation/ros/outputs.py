@@ -12,11 +12,11 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 from std_msgs.msg import Header
 
 from depth_estimation.pipeline.frame import DepthFrame
-from depth_estimation.pipeline.ranges import depth_to_millimetres
 from depth_estimation.ros.conversions import (depth_to_image, float_to_image,
                                               millimetres_to_image, points_to_cloud,
                                               ranges_to_scan, rgb_to_image)
 from depth_estimation.ros.parameters import NodeSettings
+from depth_estimation.io import depth_to_mm
 from depth_estimation.visualize import auto_range, colorize_depth
 
 # (message type, relative topic name) -> a publisher with the output QoS
@@ -65,7 +65,7 @@ class DepthRawStage(OutputStage):
 
     def publish(self, frame: DepthFrame, header: Header, depth_info: Optional[CameraInfo]) -> None:
         self.publishers['depth/image_raw'].publish(
-            millimetres_to_image(depth_to_millimetres(frame.depth), header))
+            millimetres_to_image(depth_to_mm(frame.depth, saturate=False), header))
 
 
 class DepthCameraInfoStage(OutputStage):

@@ -105,12 +105,12 @@ class CameraModel:
 
     def for_size(self, width: int, height: int) -> tuple[Any, Optional[str]]:
         """Intrinsics for a width x height image, and a note the first time a size is seen."""
-        from depth_estimation.io import intrinsics_from_fov
+        from depth_estimation.geometry import Intrinsics
 
         if (width, height) in self.cache:
             return self.cache[(width, height)], None
         if self.fov is not None:
-            intrinsics = intrinsics_from_fov(self.fov, width, height)
+            intrinsics = Intrinsics.from_fov(self.fov, width, height)
             note = (f'intrinsics for {width}x{height} from --fov {self.fov:g}: '
                     f'{describe_intrinsics(intrinsics)} (principal point assumed at the image '
                     'centre, square pixels)')
@@ -176,7 +176,8 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
 
 def run(args: argparse.Namespace) -> int:
     from depth_estimation.inference import open_backend
-    from depth_estimation.io import intrinsics_from_fov, read_intrinsics_file
+    from depth_estimation.geometry import Intrinsics
+    from depth_estimation.io import read_intrinsics_file
     from depth_estimation.progress import Progress
     from depth_estimation.visualize import colormap_lut
 
@@ -186,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stride < 1:
         raise ValueError(f'--stride must be >= 1, got {args.stride}')
     if args.fov is not None:
-        intrinsics_from_fov(args.fov, 2, 2)  # validate the angle now
+        Intrinsics.from_fov(args.fov, 2, 2)  # validate the angle now
     camera = CameraModel(read_intrinsics_file(args.camera) if args.camera else None, args.fov)
     if 'ply' in kinds and camera.file_intrinsics is None and camera.fov is None:
         print('predict: no --camera or --fov given, so no point clouds are written',
