@@ -80,18 +80,12 @@ def to_rclpy(source: Any, message_type: type) -> Any:
 
 
 def compressed_to_image(source: Any, header: Any) -> Any:
-    """A rosbags CompressedImage (jpeg/png) -> rclpy Image bgr8 (or mono8) with `header`."""
-    import cv2
+    """A rosbags CompressedImage (jpeg/png) -> rclpy Image bgr8 with `header`, decoded as the
+    node decodes one (ImageEncodingError, a ValueError, when it cannot be)."""
+    from depth_estimation.pipeline.image_decoding import compressed_to_rgb
+    from depth_estimation.ros.conversions import rgb_to_image
 
-    from depth_estimation.ros.conversions import pixels_to_image
-
-    pixels = cv2.imdecode(np.asarray(source.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise PlayerError(f'cannot decode a compressed image of format {source.format!r}')
-    if pixels.dtype != np.uint8:
-        raise PlayerError(f'compressed image decodes to {pixels.dtype}, expected 8-bit colour')
-    encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}[1 if pixels.ndim == 2 else pixels.shape[2]]
-    return pixels_to_image(np.ascontiguousarray(pixels), header, encoding)
+    return rgb_to_image(compressed_to_rgb(source.format, source.data), header, 'bgr8')
 
 
 def image_to_compressed(image: Any, codec: str = 'jpeg', jpeg_quality: int = 95) -> Any:
@@ -433,7 +427,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             published = play(source, publish, rate=args.rate, fps=args.fps, loop=args.loop,
                              max_frames=args.max_frames, keep_running=rclpy.ok)
-        except PlayerError as error:
+        except ValueError as error:  # PlayerError, or a bag's frame that cannot be decoded
             node.get_logger().error(str(error))
             code = 2
     return code
