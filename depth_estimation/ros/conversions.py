@@ -88,16 +88,13 @@ def depth_to_image(depth: np.ndarray, header: Header, keep_infinity: bool = Fals
 
     With `keep_infinity`, -Inf and +Inf pass through (REP 117: too close / out of range).
     """
-    depth = np.asarray(depth)
-    if depth.ndim != 2:
-        raise ValueError(f'expected depth of shape (H, W), got {depth.shape}')
-    values = depth.astype('<f4')  # (H, W) metres, little-endian copy
+    values = np.array(depth, dtype=np.float32)  # (H, W) metres, a copy
     with np.errstate(invalid='ignore'):
         invalid = ~(np.isfinite(values) & (values > 0))
         if keep_infinity:
             invalid &= ~np.isinf(values)
         values[invalid] = np.nan
-    return pixels_to_image(values, header, DEPTH_ENCODING)
+    return float_to_image(values, header)
 
 
 def millimetres_to_image(millimetres: np.ndarray, header: Header) -> Image:

@@ -82,13 +82,9 @@ class DemoStatistics:
 
     def mean_metrics(self) -> Optional[dict[str, float]]:
         """Mean of the per-frame metrics (as ZoeDepth's evaluate.py aggregates images)."""
-        from depth_estimation.evaluation.metrics import RunningAverageDict
-
-        average = RunningAverageDict()
-        for metrics in self.evaluated():
-            average.update(metrics)
-        value = average.get_value()
-        return None if value is None else {key: float(v) for key, v in value.items()}
+        evaluated = self.evaluated()
+        return {key: float(np.mean([metrics[key] for metrics in evaluated]))
+                for key in evaluated[0]} if evaluated else None
 
     def live_line(self, elapsed: float, last: int = 20) -> str:
         """One progress line: frames, recent throughput, and latency and accuracy of the last
