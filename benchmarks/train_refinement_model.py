@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         config = get_preset(args.preset)
         model = build_model(config).train()
-    preprocessor = Preprocessor(config.input_size, config.mean, config.std)
+    preprocessor = Preprocessor.matching(config)
     height, width = config.input_size
 
     train = sevenscenes_frames('train')

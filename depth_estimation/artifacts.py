@@ -48,6 +48,7 @@ class ArtifactMetadata:
     min_depth: float  # metres; the model's output range
     max_depth: float
     model_config: dict[str, Any] = field(default_factory=dict)
+    keep_aspect_ratio: bool = True  # False: frames are stretched to the input (processing.py)
     config_hash: str = ''
     source: dict[str, Any] = field(default_factory=dict)  # what it was made from, with sha256
     versions: dict[str, str] = field(default_factory=dict)  # library versions at export
@@ -86,7 +87,8 @@ class ArtifactMetadata:
                    input_height=config.input_height, input_width=config.input_width,
                    mean=tuple(config.mean), std=tuple(config.std),
                    min_depth=config.min_depth, max_depth=config.max_depth,
-                   model_config=config.to_dict(), config_hash=config.config_hash(), **kwargs)
+                   model_config=config.to_dict(), keep_aspect_ratio=config.keep_aspect_ratio,
+                   config_hash=config.config_hash(), **kwargs)
 
 
 def metadata_path(artifact: PathLike) -> Path:

@@ -2,11 +2,15 @@
 
 Pre: RGB uint8 (H, W, 3) -> letterbox resize into the network input (h, w), reflection padding,
 normalisation -> float32 (1, 3, h, w). Post: depth (h, w) -> crop the padding -> resize to (H, W).
+A model trained on frames resized to its input whatever their aspect ratio (FastDepth: 4:3 NYU
+crops at 224 x 224) says so with `keep_aspect_ratio=False`: the frame is then stretched to the
+input and the depth stretched back, without padding.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,12 +28,16 @@ class Letterbox:
     left: int
 
     @classmethod
-    def fit(cls, source_size: tuple[int, int], network_size: tuple[int, int]) -> Letterbox:
-        """Largest resize of `source_size` (H, W) keeping its aspect ratio in `network_size`."""
+    def fit(cls, source_size: tuple[int, int], network_size: tuple[int, int],
+            keep_aspect_ratio: bool = True) -> Letterbox:
+        """Largest resize of `source_size` (H, W) keeping its aspect ratio in `network_size`
+        (or, with `keep_aspect_ratio=False`, the whole network input)."""
         source_height, source_width = source_size
         network_height, network_width = network_size
         if source_height <= 0 or source_width <= 0:
             raise ValueError(f'empty image {source_width}x{source_height}')
+        if not keep_aspect_ratio:
+            return cls(source_height, source_width, network_height, network_width, 0, 0)
         scale = min(network_height / source_height, network_width / source_width)
         height = min(network_height, max(1, round(source_height * scale)))
         width = min(network_width, max(1, round(source_width * scale)))
@@ -42,18 +50,27 @@ class Preprocessor:
     """Image <-> network tensor conversion for one network input size and normalisation."""
 
     def __init__(self, input_size: tuple[int, int], mean: tuple[float, float, float],
-                 std: tuple[float, float, float]) -> None:
+                 std: tuple[float, float, float], keep_aspect_ratio: bool = True) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.keep_aspect_ratio = bool(keep_aspect_ratio)
         std_array = np.asarray(std, dtype=np.float32)
         # (x / 255 - mean) / std == x * scale + offset
         self._scale = (1.0 / (255.0 * std_array)).reshape(1, 1, 3)
         self._offset = (-np.asarray(mean, dtype=np.float32) / std_array).reshape(1, 1, 3)
         self._letterboxes: dict[tuple[int, int], Letterbox] = {}
 
+    @classmethod
+    def matching(cls, model: Any) -> Preprocessor:
+        """The preprocessing of a model config or artifact metadata (input size, normalisation,
+        whether the frame keeps its aspect ratio)."""
+        return cls(model.input_size, model.mean, model.std,
+                   getattr(model, 'keep_aspect_ratio', True))
+
     def letterbox(self, source_size: tuple[int, int]) -> Letterbox:
         box = self._letterboxes.get(source_size)
         if box is None:
-            box = self._letterboxes[source_size] = Letterbox.fit(source_size, self.input_size)
+            box = self._letterboxes[source_size] = Letterbox.fit(source_size, self.input_size,
+                                                                 self.keep_aspect_ratio)
         return box
 
     def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:

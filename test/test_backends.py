@@ -325,7 +325,7 @@ def _reference_outputs(model: Any, rgb: np.ndarray) -> tuple[np.ndarray, np.ndar
     from depth_estimation.processing import Preprocessor
 
     config = model.config
-    preprocessor = Preprocessor(config.input_size, config.mean, config.std)
+    preprocessor = Preprocessor.matching(config)
     tensor, box = preprocessor.prepare(rgb)
     with torch.inference_mode():
         depth, confidence = DepthWithConfidence(model.eval())(torch.from_numpy(tensor))

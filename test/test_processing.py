@@ -69,3 +69,44 @@ def test_restore_preserves_a_horizontal_ramp() -> None:
 def test_prepare_rejects_bad_images(image, message) -> None:
     with pytest.raises(ValueError, match=message):
         Preprocessor((96, 128), (0.5,) * 3, (0.5,) * 3).prepare(image)
+
+
+def test_a_model_that_does_not_keep_the_aspect_ratio_gets_the_frame_stretched() -> None:
+    """keep_aspect_ratio=False: a 4:3 frame fills a square input without padding (FastDepth's
+    training geometry), and the depth comes back stretched to the frame."""
+    box = Letterbox.fit((480, 640), (224, 224), keep_aspect_ratio=False)
+    assert (box.height, box.width, box.top, box.left) == (224, 224, 0, 0)
+    preprocessor = Preprocessor((224, 224), (0, 0, 0), (1, 1, 1), keep_aspect_ratio=False)
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[:, 320:] = 255  # right half white: stays the right half after the stretch
+    tensor, box = preprocessor.prepare(image)
+    assert tensor.shape == (1, 3, 224, 224)
+    assert tensor[0, 0, :, :111].max() == 0 and tensor[0, 0, :, 113:].min() == 1
+    ramp = np.tile(np.linspace(1, 2, 224, dtype=np.float32), (224, 1))  # (224, 224)
+    restored = Preprocessor.restore(ramp, box)
+    assert restored.shape == (480, 640)
+    assert abs(restored[240, 0] - 1) < 0.01 and abs(restored[240, -1] - 2) < 0.01
+
+
+def test_preprocessing_matches_what_the_model_says() -> None:
+    from depth_estimation.artifacts import ArtifactMetadata
+    from depth_estimation.model.presets import get_preset
+
+    config = get_preset('tiny')
+    for keep in (True, False):
+        metadata = ArtifactMetadata.from_model_config(config.replace(keep_aspect_ratio=keep))
+        preprocessor = Preprocessor.matching(metadata)
+        assert preprocessor.keep_aspect_ratio is keep
+        assert preprocessor.input_size == config.input_size
+        assert ArtifactMetadata.from_dict(metadata.to_dict()).keep_aspect_ratio is keep
+
+
+def test_focal_length_at_the_network_input_follows_the_resize() -> None:
+    from depth_estimation.geometry import Intrinsics
+    from depth_estimation.pipeline.focal import network_focal
+
+    camera = Intrinsics(500.0, 500.0, 319.5, 239.5, 640, 480)
+    letterboxed = network_focal(camera, (224, 224))  # 640 x 480 -> 224 x 168: scale 0.35
+    stretched = network_focal(camera, (224, 224), keep_aspect_ratio=False)  # x 0.35, y 0.467
+    assert letterboxed == pytest.approx(500.0 * 0.35)
+    assert stretched == pytest.approx(500.0 * (224 / 640 * 224 / 480) ** 0.5)

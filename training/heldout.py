@@ -73,7 +73,7 @@ def evaluate(checkpoint: Path, baseline: Path, split: Path,
     model = DepthWithConfidence(load_checkpoint(checkpoint))
     baseline_core = load_checkpoint(baseline).core
     config = model.config
-    preprocessor = Preprocessor(config.input_size, config.mean, config.std)
+    preprocessor = Preprocessor.matching(config)
     sets = read_split(split, data_root)
     results: dict[str, Any] = {}
     for set_name, specs in (('evaluate', sets.evaluate), ('val', sets.val)):

@@ -268,7 +268,7 @@ def _check_parity(model: torch.nn.Module, output: Path, inputs: Sequence[tuple[s
 def _check_inputs(config: Any, images: Sequence[tuple[str, np.ndarray]],
                   random_count: int) -> list[tuple[str, np.ndarray]]:
     """Network inputs for the parity check: seeded random images and the given real ones."""
-    preprocessor = Preprocessor(config.input_size, config.mean, config.std)
+    preprocessor = Preprocessor.matching(config)
     generator = np.random.default_rng(0)
     inputs = []
     for index in range(random_count):

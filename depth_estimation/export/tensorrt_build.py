@@ -452,7 +452,7 @@ def _make_calibrator(metadata: ArtifactMetadata, folder: Optional[PathLike], cou
                                'quantize the ONNX with Q/DQ nodes and build strongly typed')
     cudart = import_cudart()
     images = find_images(folder, count) if folder is not None else []
-    preprocessor = Preprocessor(metadata.input_size, metadata.mean, metadata.std)
+    preprocessor = Preprocessor.matching(metadata)
     nbytes = 4 * 3 * metadata.input_height * metadata.input_width
     cache_path = Path(cache) if cache is not None else None
 

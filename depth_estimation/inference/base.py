@@ -57,7 +57,7 @@ class DepthBackend(abc.ABC):
 
     def __init__(self, metadata: ArtifactMetadata) -> None:
         self.metadata = metadata
-        self.preprocessor = Preprocessor(metadata.input_size, metadata.mean, metadata.std)
+        self.preprocessor = Preprocessor.matching(metadata)
         self.last_timings = Timings()
         self._closed = False
 

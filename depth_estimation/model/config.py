@@ -135,6 +135,9 @@ class ZoeDepthConfig:
     input_width: int = 512
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # True: frames are letterboxed into the input (aspect ratio kept, padding); False: resized to
+    # it whatever their aspect ratio, as the model was trained (depth_estimation.processing).
+    keep_aspect_ratio: bool = True
 
     @property
     def min_depth(self) -> float:

@@ -185,7 +185,8 @@ def zoedepth_fastdepth() -> ZoeDepthConfig:
         bin_embedding_dim=32,
         bin_reference='core_depth',
         input_height=224,
-        input_width=288,
+        input_width=224,
         mean=(0.0, 0.0, 0.0),
         std=(1.0, 1.0, 1.0),
+        keep_aspect_ratio=False,
     )

@@ -45,7 +45,8 @@ class DepthPipeline:
         self.backend = backend
         self.model_range = (float(metadata.min_depth), float(metadata.max_depth))
         self.has_confidence = bool(backend.has_confidence)
-        self.refiner = DepthRefiner(metadata.input_size, metadata.extra.get('training_camera'))
+        self.refiner = DepthRefiner(metadata.input_size, metadata.extra.get('training_camera'),
+                                    metadata.keep_aspect_ratio)
         self.image_size: Optional[tuple[int, int]] = None
         self.size_changes = 0
 

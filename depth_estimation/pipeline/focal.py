@@ -51,19 +51,21 @@ TRAINING_CAMERAS = {
 }
 
 
-def network_focal(intrinsics: Intrinsics, network_size: tuple[int, int]) -> float:
-    """sqrt(fx * fy) in pixels of the network input, after the letterbox resize (H, W)."""
-    box = Letterbox.fit((intrinsics.height, intrinsics.width), network_size)
+def network_focal(intrinsics: Intrinsics, network_size: tuple[int, int],
+                  keep_aspect_ratio: bool = True) -> float:
+    """sqrt(fx * fy) in pixels of the network input (H, W), after the resize the model's
+    preprocessing makes (letterbox, or stretch when it does not keep the aspect ratio)."""
+    box = Letterbox.fit((intrinsics.height, intrinsics.width), network_size, keep_aspect_ratio)
     fx = intrinsics.fx * box.width / intrinsics.width
     fy = intrinsics.fy * box.height / intrinsics.height
     return math.sqrt(fx * fy)
 
 
 def focal_scale(intrinsics: Intrinsics, training: TrainingCamera,
-                network_size: tuple[int, int]) -> float:
+                network_size: tuple[int, int], keep_aspect_ratio: bool = True) -> float:
     """Factor to multiply predicted depth by: f_actual / f_train, both at the network input."""
-    return (network_focal(intrinsics, network_size)
-            / network_focal(training.intrinsics(), network_size))
+    return (network_focal(intrinsics, network_size, keep_aspect_ratio)
+            / network_focal(training.intrinsics(), network_size, keep_aspect_ratio))
 
 
 def compensate_focal(depth: np.ndarray, intrinsics: Intrinsics, training: TrainingCamera,

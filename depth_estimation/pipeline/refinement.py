@@ -71,8 +71,10 @@ class DepthRefiner:
     """
 
     def __init__(self, network_size: tuple[int, int],
-                 metadata_camera: Optional[Mapping[str, Any]] = None) -> None:
+                 metadata_camera: Optional[Mapping[str, Any]] = None,
+                 keep_aspect_ratio: bool = True) -> None:
         self.network_size = (int(network_size[0]), int(network_size[1]))
+        self.keep_aspect_ratio = keep_aspect_ratio
         self._metadata_camera = (training_camera(dict(metadata_camera))
                                  if metadata_camera else None)
         self.temporal: Optional[TemporalFilter] = None
@@ -132,7 +134,8 @@ class DepthRefiner:
         if settings.focal_compensation:
             camera = self.training_camera(settings)
             if camera is not None and intrinsics is not None:
-                self.focal_factor = focal_scale(intrinsics, camera, self.network_size)
+                self.focal_factor = focal_scale(intrinsics, camera, self.network_size,
+                                                self.keep_aspect_ratio)
                 depth = apply_scale(depth, self.focal_factor)
 
         if settings.anchoring == 'off':
