@@ -25,6 +25,7 @@ def test_two_equal_bins():
     centres, probs = _bins([1.0, 3.0], [0.5, 0.5])  # depth 2, standard deviation 1
     value = {m: float(confidence_from_bins(centres, probs, method=m)) for m in METHODS}
     assert value['spread'] == pytest.approx(1 / (1 + 1 / 2))
+    assert value['metric_spread'] == pytest.approx(1 / (1 + 1))  # sigma 1 m
     # log(1/2) = -0.693147, log(3/2) = 0.405465: sigma_log = sqrt(0.5 * 0.480453 + 0.5 * 0.164402)
     assert value['log_spread'] == pytest.approx(1 / (1 + math.sqrt(0.3224275)), rel=1e-5)
     assert value['mass'] == 0.0  # both bins are 50 % away from the depth
@@ -102,3 +103,14 @@ def test_wrapper_exports_to_onnx_with_two_named_outputs(tiny_model, tmp_path):
         expected_depth, expected_confidence = wrapper(image)
     np.testing.assert_allclose(depth, expected_depth.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(confidence, expected_confidence.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_metric_spread_ranks_a_far_pixel_below_a_near_one_with_the_same_relative_spread():
+    """The same mixture shape at 1 m and at 4 m: 'spread' (relative) rates both alike,
+    'metric_spread' (metres) is less sure of the far pixel, whose absolute error is larger."""
+    near = _bins([0.9, 1.1], [0.5, 0.5])
+    far = _bins([3.6, 4.4], [0.5, 0.5])
+    relative = [float(confidence_from_bins(*pixel, method='spread')) for pixel in (near, far)]
+    metric = [float(confidence_from_bins(*pixel, method='metric_spread')) for pixel in (near, far)]
+    assert relative[0] == pytest.approx(relative[1])
+    assert metric == pytest.approx([1 / 1.1, 1 / 1.4])

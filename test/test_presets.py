@@ -94,4 +94,4 @@ def test_fastdepth_preset_exports_with_confidence(tmp_path) -> None:
     assert result.max_rel_error <= DEFAULT_TOLERANCE
     metadata = read_metadata(output)
     assert metadata.config_hash == config.config_hash()
-    assert metadata.extra['outputs']['confidence']['shape'] == [1, 1, 224, 288]
+    assert metadata.extra['outputs']['confidence']['shape'] == [1, 1, 224, 224]

@@ -199,7 +199,7 @@ def test_fp32_head_forward_equals_the_plain_model() -> None:
     model = module.model.eval()
     image = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        depth, fused = forward_train(model, image)[:2]
+        depth, fused, _ = forward_train(model, image)
         assert torch.equal(depth, model(image))
         # under bf16 autocast the metric head still runs in FP32
         with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -242,7 +242,7 @@ def test_fastdepth_core_learns_slower_and_can_be_frozen() -> None:
     assert image.is_contiguous(memory_format=torch.channels_last)
     for frozen in (True, False):
         model.zero_grad(set_to_none=True)
-        depth, fused, core_depth = forward_train(model, image, freeze_core=frozen)[:3]
+        depth, fused, core_depth = forward_train(model, image, freeze_core=frozen)
         assert depth.shape == (2, 1, 64, 96) and fused[-1].shape[-2:] == (32, 48)
         assert core_depth.shape == (2, 64, 96)
         depth.mean().backward()
@@ -417,24 +417,13 @@ def test_core_prior_pulls_the_head_towards_the_core_depth() -> None:
     without = DepthEstimationModule(ModelSource(preset='zoedepth_fastdepth', seed=0),
                                     relative_weight=0.0).compute_losses(batch)
     assert 'core_prior' not in without and float(without['loss']) == 0.0
-
-
-def test_spread_likelihood_is_lowest_where_the_spread_matches_the_error() -> None:
-    """The NLL of the log-depth error under the bin spread: for a fixed error, a distribution
-    whose spread equals it scores lower than a narrower or a wider one."""
-    from training.module import spread_likelihood
-
-    target = torch.full((1, 1, 4, 4), 2.0)
-    mask = torch.ones(1, 1, 4, 4, dtype=torch.bool)
-    error = 0.2  # the mean log-depth is off by 0.2 everywhere
-
-    def nll(spread: float) -> float:
-        # two equally likely bins at exp(mu +- spread): mean of log centres mu, log spread ~spread
-        mu = math.log(2.0) + error
-        centers = torch.tensor([math.exp(mu - spread), math.exp(mu + spread)]).view(1, 2, 1, 1)
-        probs = torch.full((1, 2, 2, 2), 0.5)
-        return float(spread_likelihood(centers.expand(1, 2, 2, 2), probs, target, mask))
-
-    assert nll(0.2) < nll(0.05) and nll(0.2) < nll(0.8)
-    assert float(spread_likelihood(torch.ones(1, 2, 2, 2), torch.full((1, 2, 2, 2), 0.5), target,
-                                   torch.zeros_like(mask))) == 0.0
+    # the reference is a frozen copy of the pretrained core: training the core leaves it be
+    reference = module.reference_core
+    assert not any(p.requires_grad for p in reference.parameters())
+    with torch.no_grad():
+        for parameter in module.model.core.parameters():
+            parameter.mul_(0.9)
+    assert all(torch.equal(a, b / 0.9) or torch.allclose(a, b / 0.9)
+               for a, b in zip(reference.parameters(), module.model.core.parameters()))
+    with pytest.raises(ValueError, match='metric core'):
+        _tiny_module(core_prior_weight=1.0)

@@ -19,6 +19,7 @@ Our checkpoint format (depth_estimation.model.checkpoint) of the plain model is 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Union
@@ -26,7 +27,6 @@ from typing import Any, NamedTuple, Optional, Union
 import lightning as L
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from depth_estimation.model.zoedepth import CORE_DEPTH_FLOOR, ZoeDepth
 from training.callbacks import run_directory
@@ -44,8 +44,6 @@ class TrainingForward(NamedTuple):
     depth: torch.Tensor  # (B, 1, H, W) metres
     fused: list[torch.Tensor]  # the core's decoder maps, coarse to fine (the segmentation input)
     core_depth: torch.Tensor  # (B, H, W) the core's own depth (relative, or metric for FastDepth)
-    bin_centers: torch.Tensor  # (B, n_bins, h, w) metres, at the head's resolution
-    probs: torch.Tensor  # (B, n_bins, h, w) the head's distribution over them
 
 
 def forward_train(model: ZoeDepth, image: torch.Tensor, head_fp32: bool = True,
@@ -62,9 +60,8 @@ def forward_train(model: ZoeDepth, image: torch.Tensor, head_fp32: bool = True,
                          f'{model.config.name} has heads {model.head_names}')
     with torch.no_grad() if freeze_core else contextlib.nullcontext():
         features = model.features(image)
-    output = model.metric_depth(features, fp32=head_fp32)
-    return TrainingForward(output.depth, list(features.fused), features.relative_depth,
-                           output.bin_centers, output.probs)
+    depth = model.metric_depth(features, fp32=head_fp32).depth
+    return TrainingForward(depth, list(features.fused), features.relative_depth)
 
 
 def parameter_groups(model: ZoeDepth, extra: list[nn.Module], lr: float,
@@ -85,35 +82,12 @@ def parameter_groups(model: ZoeDepth, extra: list[nn.Module], lr: float,
     return groups
 
 
-def spread_likelihood(bin_centers: torch.Tensor, probs: torch.Tensor, target: torch.Tensor,
-                      mask: torch.Tensor) -> torch.Tensor:
-    """Gaussian NLL of the log-depth error under the spread of the bin distribution.
-
-    With d = sum_i p_i c_i and s^2 = sum_i p_i (log c_i - log d)^2 (the 'log_spread' of
-    depth_estimation.model.confidence) at the head's resolution, and e = log d - log gt held
-    fixed: mean over valid pixels of e^2 / (2 s^2) + log(s^2) / 2. The minimum is at s = |e|.
-    bin_centers, probs (B, n, h, w); target, mask (B, 1, H, W), sampled to (h, w) (nearest).
-    """
-    size = probs.shape[-2:]
-    target = F.interpolate(target.float(), size=size, mode='nearest')
-    mask = F.interpolate(mask.float(), size=size, mode='nearest') > 0.5
-    if not bool(mask.any()):
-        return probs.new_zeros(())
-    with torch.autocast(device_type=probs.device.type, enabled=False):
-        log_centers = torch.log(bin_centers.float().clamp_min(1e-3))
-        log_depth = torch.log((probs * bin_centers).sum(1, keepdim=True).clamp_min(1e-3))
-        variance = (probs * (log_centers - log_depth) ** 2).sum(1, keepdim=True) + 1e-4
-        error = (log_depth - torch.log(target.clamp_min(1e-3))).detach()
-        nll = error ** 2 / (2 * variance) + 0.5 * torch.log(variance)
-        return nll[mask].mean()
-
-
 class DepthEstimationModule(L.LightningModule):
     """Trains a plain ZoeDepth; `self.model` is exactly what gets exported."""
 
     def __init__(self, model: Union[ModelSource, ZoeDepth],
                  silog_weight: float = 1.0, silog_beta: float = 0.15,
-                 core_prior_weight: float = 0.0, spread_weight: float = 0.0,
+                 core_prior_weight: float = 0.0,
                  relative_weight: float = 1.0, gradient_matching_alpha: float = 0.5,
                  segmentation_classes: int = 0, lambda_dis: float = 0.1,
                  focal_gamma: float = 2.0, focal_weight: float = 1.0, dice_weight: float = 1.0,
@@ -133,15 +107,12 @@ class DepthEstimationModule(L.LightningModule):
             silog_weight: weight of the SILog loss on metric samples (ZoeDepth w_si: 1).
             silog_beta: beta of SILog (ZoeDepth: 0.15).
             core_prior_weight: weight of a log-depth penalty that keeps the metric depth near
-                the core's own depth on every pixel, with or without ground truth (SILog with
-                beta 1 against the core's depth: 10 sqrt(mean g^2)). For a core that is already
-                metric (FastDepth), it stops a head trained on a few scenes from learning one
-                global rescaling that holds only there (L2-SP's idea, Li et al., ICML 2018,
-                applied to the outputs). 0: off (ZoeDepth).
-            spread_weight: weight of a Gaussian negative log-likelihood that teaches the spread
-                of the bin distribution to match the head's log-depth error (Kendall and Gal,
-                NeurIPS 2017), so that the confidence computed from it ranks the errors; the
-                depth is held fixed in it. 0: off (ZoeDepth).
+                the pretrained core's depth on every pixel, with or without ground truth (SILog
+                with beta 1 against it: 10 sqrt(mean g^2)); the reference is a frozen copy of
+                the core as training found it, so it stays put when the core trains too. Only
+                for a metric core (FastDepth): it stops a head trained on a few scenes from
+                learning a rescaling that holds only there (L2-SP's idea, Li et al., ICML
+                2018, applied to the outputs). 0: off (ZoeDepth).
             relative_weight: weight of the scale-and-shift-invariant loss on relative samples.
             gradient_matching_alpha: weight of MiDaS' gradient matching term inside it.
             segmentation_classes: classes of the distillation head; 0 = no head.
@@ -183,6 +154,12 @@ class DepthEstimationModule(L.LightningModule):
             self.model.to(memory_format=torch.channels_last)
         self.silog = SILogLoss(beta=silog_beta)
         self.core_prior = SILogLoss(beta=1.0)
+        self.reference_core: Optional[nn.Module] = None
+        if core_prior_weight:
+            if model.config.bin_reference != 'core_depth':
+                raise ValueError('core_prior_weight needs a metric core (bin_reference '
+                                 f"'core_depth'), not {model.config.name}")
+            self.reference_core = copy.deepcopy(model.core).eval().requires_grad_(False)
         self.relative_loss = ScaleShiftInvariantLoss(alpha=gradient_matching_alpha)
         self.segmentation_head: Optional[SegmentationHead] = None
         self.segmentation_loss: Optional[FocalDiceLoss] = None
@@ -217,9 +194,9 @@ class DepthEstimationModule(L.LightningModule):
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """All loss terms of a batch; 'loss' is the total that is optimised."""
-        forward = forward_train(self.model, self.memory_format(batch['image']),
-                                self.hparams.head_fp32, freeze_core=self.core_frozen())
-        depth, fused, core_depth = forward.depth, forward.fused, forward.core_depth
+        depth, fused, core_depth = forward_train(self.model, self.memory_format(batch['image']),
+                                                 self.hparams.head_fp32,
+                                                 freeze_core=self.core_frozen())
         target, mask = batch['depth'], batch['mask']
         metric = torch.as_tensor(batch['metric'], device=depth.device).view(-1, 1, 1, 1)
         losses: dict[str, torch.Tensor] = {}
@@ -235,14 +212,15 @@ class DepthEstimationModule(L.LightningModule):
             losses['ssi'] = self.relative_loss(1.0 / prediction.clamp(min=1e-6),
                                                target_disparity, relative_mask)
             pixel = pixel + self.hparams.relative_weight * losses['ssi']
-        if self.hparams.core_prior_weight:
-            reference = core_depth.detach().unsqueeze(1).float().clamp_min(CORE_DEPTH_FLOOR)
+        if self.reference_core is not None:
+            if self.core_frozen():  # the core is still the pretrained one
+                reference = core_depth.detach().unsqueeze(1)
+            else:
+                with torch.no_grad():
+                    reference = self.reference_core(self.memory_format(batch['image']))
+            reference = reference.float().clamp_min(CORE_DEPTH_FLOOR)  # (B, 1, H, W) metres
             losses['core_prior'] = self.core_prior(depth, reference)
             pixel = pixel + self.hparams.core_prior_weight * losses['core_prior']
-        if self.hparams.spread_weight and bool(metric.any()):
-            losses['spread'] = spread_likelihood(forward.bin_centers, forward.probs, target,
-                                                 mask & metric)
-            pixel = pixel + self.hparams.spread_weight * losses['spread']
         total = pixel
         if self.segmentation_head is not None:
             labels = batch['segmentation']

@@ -45,15 +45,16 @@ def provenance(checkpoint_extra: dict[str, Any], split: Path) -> dict[str, Any]:
     }
 
 
-def release(checkpoint: Path, output: Path, split: Path) -> Path:
+def release(checkpoint: Path, output: Path, split: Path,
+            confidence_method: str = 'metric_spread') -> Path:
     """Export with confidence, simplified and parity-checked; returns the .onnx path."""
     from depth_estimation.artifacts import file_sha256
     from depth_estimation.export.onnx_export import export_onnx
     from depth_estimation.model.checkpoint import load_checkpoint, read_checkpoint
-    from depth_estimation.model.confidence import DEFAULT_METHOD, DepthWithConfidence
+    from depth_estimation.model.confidence import DepthWithConfidence
     from depth_estimation.samples import load_samples
 
-    model = DepthWithConfidence(load_checkpoint(checkpoint), DEFAULT_METHOD)
+    model = DepthWithConfidence(load_checkpoint(checkpoint), confidence_method)
     extra = read_checkpoint(checkpoint).get('extra', {})
     output.parent.mkdir(parents=True, exist_ok=True)
     result = export_onnx(
@@ -73,8 +74,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('output', type=Path, help='the .onnx file to write')
     parser.add_argument('--split', type=Path, default=Path('training/splits/real_rgbd.yaml'),
                         help='the split the model was trained on')
+    parser.add_argument('--confidence-method', default='metric_spread',
+                        help='how the confidence is computed from the bins (model/confidence.py; '
+                             'metric_spread ranks absolute errors)')
     args = parser.parse_args(argv)
-    release(args.checkpoint, args.output, args.split)
+    release(args.checkpoint, args.output, args.split, args.confidence_method)
     return 0
 
 

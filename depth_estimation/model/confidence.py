@@ -10,6 +10,9 @@ Methods (all map to [0, 1], 1 = sure):
 - 'spread':   1 / (1 + sigma / d), sigma^2 = sum_i p_i (c_i - d)^2 (the mixture's standard
               deviation relative to the depth, so near and far pixels are comparable).
 - 'log_spread': 1 / (1 + sigma_log), sigma_log^2 = sum_i p_i (log c_i - log d)^2.
+- 'metric_spread': 1 / (1 + sigma / 1 m): the mixture's standard deviation in metres, so it
+              ranks absolute errors, which grow with the distance (chosen for the real model:
+              docs/training.md).
 - 'mass':     sum of p_i over the bins with |c_i - d| <= tolerance * d (probability that the
               depth lies within +-tolerance of the prediction).
 - 'entropy':  1 - H(p) / log(n).
@@ -33,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-METHODS = ('spread', 'log_spread', 'mass', 'entropy', 'max_prob')
+METHODS = ('spread', 'log_spread', 'metric_spread', 'mass', 'entropy', 'max_prob')
 DEFAULT_METHOD = 'spread'  # measured choice: see the module docstring and docs/refinement.md
 DEFAULT_TOLERANCE = 0.1  # 'mass': +-10 % of the predicted depth
 OUTPUT_NAMES = ('depth', 'confidence')
@@ -65,9 +68,10 @@ def confidence_from_bins(bin_centers: torch.Tensor, probs: torch.Tensor,
     if depth is None:
         depth = torch.sum(probs * bin_centers, dim=1, keepdim=True)  # (B, 1, H, W)
     depth = depth.clamp_min(_EPS)
-    if method == 'spread':
+    if method in ('spread', 'metric_spread'):
         variance = torch.sum(probs * (bin_centers - depth) ** 2, dim=1, keepdim=True)
-        return 1.0 / (1.0 + torch.sqrt(variance + _EPS * _EPS) / depth)
+        sigma = torch.sqrt(variance + _EPS * _EPS)  # (B, 1, H, W) metres
+        return 1.0 / (1.0 + (sigma / depth if method == 'spread' else sigma))
     if method == 'log_spread':
         log_ratio = torch.log(bin_centers.clamp_min(_EPS)) - torch.log(depth)  # (B, n, H, W)
         variance = torch.sum(probs * log_ratio ** 2, dim=1, keepdim=True)
@@ -95,9 +99,10 @@ def confidence_from_bins_numpy(bin_centers: np.ndarray, probs: np.ndarray,
     if depth is None:
         depth = np.sum(probs * bin_centers, axis=1, keepdims=True)
     depth = np.maximum(np.asarray(depth, dtype=np.float64), _EPS)
-    if method == 'spread':
+    if method in ('spread', 'metric_spread'):
         variance = np.sum(probs * (bin_centers - depth) ** 2, axis=1, keepdims=True)
-        result = 1.0 / (1.0 + np.sqrt(variance + _EPS * _EPS) / depth)
+        sigma = np.sqrt(variance + _EPS * _EPS)  # metres
+        result = 1.0 / (1.0 + (sigma / depth if method == 'spread' else sigma))
     elif method == 'log_spread':
         log_ratio = np.log(np.maximum(bin_centers, _EPS)) - np.log(depth)
         variance = np.sum(probs * log_ratio ** 2, axis=1, keepdims=True)

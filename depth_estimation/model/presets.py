@@ -153,7 +153,7 @@ FASTDEPTH_NYU_DECODER_CHANNELS = (200, 256, 120, 56, 16)
 
 @register
 def zoedepth_fastdepth() -> ZoeDepthConfig:
-    """ZoeDepth's metric bins head on the pretrained FastDepth (NYU v2, MIT), 224 x 288 input.
+    """ZoeDepth's metric bins head on the pretrained FastDepth (NYU v2, MIT), 224 x 224 input.
 
     The relative-depth core is FastDepth (`depth-estimation convert fast_depth_224.tflite`): the
     seed bin regressor reads its encoder bottleneck (H/32, 512 channels), the attractors its
@@ -164,9 +164,10 @@ def zoedepth_fastdepth() -> ZoeDepthConfig:
     that range (the NYU frames' median depth 3.3 m came out at 0.55x); as factors the head learns
     a correction of the core and starts from it. The head is sized for CPUs: 32 bins, 32-d bin
     embedding (also the width of the projector and attractor MLPs), 64-channel bottleneck,
-    attractors 16/8/4/1 as in ZoeDepth. 224 x 288 keeps the 224-pixel height FastDepth was
-    trained at on 4:3 frames (REL on the NYU frames 0.114 vs 0.121 at 224 x 224 and 0.239 at
-    192 x 256; docs/training.md). The input is RGB in [0, 1] (mean 0, std 1), as FastDepth's.
+    attractors 16/8/4/1 as in ZoeDepth. The input is FastDepth's own geometry: the whole 4:3 frame
+    stretched to 224 x 224 (`keep_aspect_ratio=False`), as it was trained on NYU crops; measured
+    against a letterboxed 224 x 288, the core's REL drops on 7-Scenes and TUM fr2_desk and rises
+    slightly on the NYU frames (docs/training.md). RGB in [0, 1] (mean 0, std 1), as FastDepth's.
     """
     return ZoeDepthConfig(
         name='zoedepth_fastdepth',
