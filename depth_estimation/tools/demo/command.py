@@ -27,8 +27,7 @@ from depth_estimation.tools.demo.model import ModelChoice, prepare_model, RANDOM
 from depth_estimation.tools.demo.report import write_plots, write_report, write_snapshot_images
 from depth_estimation.tools.player import add_camera_info_options
 from depth_estimation.tools.demo.sources import node_command, NODE_NAME, Source, source_command
-from depth_estimation.tools.processes import applied_environment, first_failure, Process, \
-    ros_environment
+from depth_estimation.tools.processes import applied_environment, Process, ros_environment
 
 DEFAULT_OUTPUT = Path('outputs') / 'demo'
 # What the recording holds by default: the node's outputs and the input they answer (about
@@ -213,15 +212,9 @@ def _wait_until_up(args: argparse.Namespace, source: Source, graph: DemoGraph, e
     node = graph.node
     launched = min((process.launched for process in processes), default=time.monotonic())
     print('waiting for the node and the source ...', flush=True)
-    next_poll = 0.0
     while True:
         executor.spin_once(timeout_sec=0.05)
-        if graph.recorder is not None and time.monotonic() >= next_poll:
-            graph.recorder.poll()
-            next_poll = time.monotonic() + 0.5
-        failure = first_failure(processes)
-        if failure:
-            print(f'error: {failure}', file=sys.stderr)
+        if graph.failed(processes, poll_interval=0.5):
             return 1
         node_up = node.count_publishers('depth/image') > 0 and any(
             info.node_name == NODE_NAME
@@ -244,15 +237,11 @@ def _measure(args: argparse.Namespace, graph: DemoGraph, executor: Any,
              processes: list[Process], frames: Optional[FramePublisher]) -> int:
     statistics = graph.statistics
     next_print = 2.0
-    next_poll = 0.0
     while True:
         executor.spin_once(timeout_sec=0.02)
         elapsed = graph.elapsed()
         graph.settle()
         graph.attach_points()
-        if graph.recorder is not None and elapsed >= next_poll:
-            graph.recorder.poll()
-            next_poll = elapsed + 1.0
         if elapsed >= next_print:
             print(statistics.live_line(elapsed), flush=True)
             next_print = elapsed + 2.0
@@ -260,9 +249,7 @@ def _measure(args: argparse.Namespace, graph: DemoGraph, executor: Any,
             return 0
         if not args.frames and elapsed >= args.duration:
             return 0
-        failure = first_failure(processes)
-        if failure:
-            print(f'error: {failure}', file=sys.stderr)
+        if graph.failed(processes, poll_interval=1.0):
             return 1
         last = statistics.frames[-1].received if statistics.frames else 0.0
         if elapsed - last > args.timeout:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 import struct
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -13,6 +14,7 @@ import numpy as np
 from depth_estimation.tools.demo.accuracy import DemoStatistics
 from depth_estimation.tools.demo.report import Snapshot
 from depth_estimation.tools.demo.sources import Source
+from depth_estimation.tools.processes import first_failure, Process
 
 SNAPSHOTS = 4
 STALL_SECONDS = 10.0  # a published frame not answered by then: the next one goes out anyway
@@ -82,6 +84,7 @@ class DemoGraph:
         if source.truth_topic is not None:
             self.node.create_subscription(Image, source.truth_topic, self._on_truth, reliable)
         self.recorder = None
+        self.next_poll = 0.0  # monotonic seconds of the recorder's next look for new topics
         if record_path is not None:
             from depth_estimation.tools.recorder import McapRecorder
 
@@ -95,6 +98,16 @@ class DemoGraph:
             self.snapshot_due = [max(1, round(frames * k / SNAPSHOTS)) for k in range(SNAPSHOTS)]
         else:
             self.snapshot_due = [duration * k / SNAPSHOTS for k in range(SNAPSHOTS)]
+
+    def failed(self, processes: list[Process], poll_interval: float) -> bool:
+        """A wait step: new topics to record (every `poll_interval` s); a failure printed."""
+        if self.recorder is not None and time.monotonic() >= self.next_poll:
+            self.recorder.poll()
+            self.next_poll = time.monotonic() + poll_interval
+        failure = first_failure(processes)
+        if failure:
+            print(f'error: {failure}', file=sys.stderr)
+        return failure is not None
 
     def elapsed(self) -> float:
         return 0.0 if self.started is None else time.monotonic() - self.started
