@@ -131,3 +131,11 @@ def add_colorbar(image: np.ndarray, min_depth: float, max_depth: float,
         cv2.putText(panel, label, (bar_right + tick_length + margin // 2, row + text_height // 2),
                     font, font_scale, white, thickness, cv2.LINE_AA)
     return np.concatenate([image, panel], axis=1)
+
+
+def colorize_with_colorbar(depth: np.ndarray, min_depth: float, max_depth: float,
+                           colormap: str = DEFAULT_COLORMAP, title: str = 'depth [m]'
+                           ) -> np.ndarray:
+    """Float depth (H, W) -> RGB uint8 (H, W + bar, 3): `colorize_depth` with `add_colorbar`."""
+    coloured = colorize_depth(depth, min_depth, max_depth, colormap)  # (H, W, 3)
+    return add_colorbar(coloured, min_depth, max_depth, colormap, title)

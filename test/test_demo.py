@@ -16,7 +16,7 @@ import pytest
 from depth_estimation.artifacts import default_model_path, read_metadata
 from depth_estimation.datasets.base import DatasetError
 from depth_estimation.datasets.sequences import DEMO_SEQUENCE, open_sequence
-from depth_estimation.tools.demo.accuracy import DemoStatistics, ERROR_BINS
+from depth_estimation.tools.demo.report import DemoStatistics, ERROR_BINS
 from depth_estimation.tools.demo.sources import Source
 
 CLI = Path(sys.executable).parent / 'depth-estimation'

@@ -219,17 +219,15 @@ def write_error_map(output: Path, number: int, sample: RGBDSample, gt: np.ndarra
                     pred: np.ndarray, valid: np.ndarray, protocol: Protocol) -> str:
     """One PNG, a 2 x 2 grid: image, ground truth / prediction (same colour scale, metres), abs
     rel error of the scored pixels (black: not scored). Returns the file name."""
-    from depth_estimation.visualize import add_colorbar, auto_range, colorize_depth
+    from depth_estimation.visualize import auto_range, colorize_depth, colorize_with_colorbar
 
     low, high = auto_range(np.where(valid, gt, 0.0)) or (protocol.min_depth, protocol.max_depth)
     gt_shown = colorize_depth(gt, low, high)
-    pred_shown = add_colorbar(colorize_depth(pred, low, high), low, high)
+    pred_shown = colorize_with_colorbar(pred, low, high)
     with np.errstate(divide='ignore', invalid='ignore'):
         error = np.where(valid, np.abs(pred - gt) / gt, np.nan)
-    error_shown = colorize_depth(np.where(valid, np.maximum(error, 1e-9), np.nan), 0.0,
-                                 ERROR_MAP_MAX, colormap='inferno')
-    error_shown = add_colorbar(error_shown, 0.0, ERROR_MAP_MAX, colormap='inferno',
-                               title='abs rel')
+    error_shown = colorize_with_colorbar(np.where(valid, np.maximum(error, 1e-9), np.nan), 0.0,
+                                         ERROR_MAP_MAX, colormap='inferno', title='abs rel')
     parts = [(sample.image, 'image'), (gt_shown, 'ground truth'), (pred_shown, 'prediction'),
              (error_shown, 'abs rel error (scored pixels)')]
     tiles = [_captioned(image, text) for image, text in parts]

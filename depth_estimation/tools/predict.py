@@ -144,7 +144,7 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
 
     from depth_estimation.geometry import depth_to_points, valid_depth_mask
     from depth_estimation.io import write_depth_png_mm, write_ply
-    from depth_estimation.visualize import add_colorbar, auto_range, colorize_depth
+    from depth_estimation.visualize import auto_range, colorize_with_colorbar
 
     note = None
     paths = {kind: output / f'{frame.name}{OUTPUT_SUFFIXES[kind]}' for kind in kinds}
@@ -159,7 +159,7 @@ def write_frame(frame: Frame, depth: Any, output: Path, kinds: tuple[str, ...],
             low, high = model_range
         else:
             low, high = color_range
-        image = add_colorbar(colorize_depth(depth, low, high, colormap), low, high, colormap)
+        image = colorize_with_colorbar(depth, low, high, colormap)
         if not cv2.imwrite(str(paths['color']), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
             raise OSError(f'cannot write {paths["color"]}')
     if 'ply' in paths:  # only with intrinsics

@@ -21,10 +21,10 @@ from typing import Any, Optional
 
 from depth_estimation.artifacts import read_metadata
 from depth_estimation.sim.dataset import add_room_options
-from depth_estimation.tools.demo.accuracy import DemoStatistics
 from depth_estimation.tools.demo.graph import DemoGraph, FramePublisher, load_frames
 from depth_estimation.tools.demo.model import ModelChoice, prepare_model, RANDOM_BANNER
-from depth_estimation.tools.demo.report import write_plots, write_report, write_snapshot_images
+from depth_estimation.tools.demo.report import DemoStatistics, write_plots, write_report, \
+    write_snapshot_images
 from depth_estimation.tools.player import add_camera_info_options
 from depth_estimation.tools.demo.sources import node_command, NODE_NAME, Source, source_command
 from depth_estimation.tools.processes import applied_environment, Process, ros_environment

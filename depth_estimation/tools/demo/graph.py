@@ -11,8 +11,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from depth_estimation.tools.demo.accuracy import DemoStatistics
-from depth_estimation.tools.demo.report import Snapshot
+from depth_estimation.tools.demo.report import DemoStatistics, Snapshot
 from depth_estimation.tools.demo.sources import Source
 from depth_estimation.tools.processes import first_failure, Process
 
