@@ -24,11 +24,14 @@ def argument_error(error: Exception) -> str:
 
 
 def run_node(make_node: Callable[[], Any], name: str, refused: type[Exception],
-             args: Optional[Sequence[str]] = None) -> int:
-    """Start rclpy, build the node with `make_node` and spin it until SIGINT or SIGTERM.
+             args: Optional[Sequence[str]] = None, refused_status: int = 1,
+             keep_spinning: Callable[[Any], bool] = lambda node: True,
+             summary: Optional[Callable[[Any], str]] = None) -> int:
+    """Start rclpy, build the node with `make_node` and spin it until SIGINT or SIGTERM (or until
+    `keep_spinning(node)` is False); `summary(node)` is logged at the end.
 
-    Returns the exit status: 0 after a clean stop, 1 when `make_node` raised `refused` (logged
-    as one error), 2 for arguments rcl cannot parse.
+    Returns the exit status: 0 after a clean stop, `refused_status` when `make_node` raised
+    `refused` (logged as one error), 2 for arguments rcl cannot parse.
     """
     try:  # rcl parses --ros-args here; a bad one raises its RCLError
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -47,9 +50,9 @@ def run_node(make_node: Callable[[], Any], name: str, refused: type[Exception],
         if isinstance(error, refused):
             rclpy.logging.get_logger(name).error(str(error))
         rclpy.try_shutdown()
-        return 1 if isinstance(error, refused) else 0
-    with shut_down_after(node) as executor:
-        while rclpy.ok():  # short waits so KeyboardInterrupt is raised promptly
+        return refused_status if isinstance(error, refused) else 0
+    with shut_down_after(node, summary and (lambda: summary(node))) as executor:
+        while rclpy.ok() and keep_spinning(node):  # short waits: KeyboardInterrupt comes promptly
             executor.spin_once(timeout_sec=0.1)
     return 0
 

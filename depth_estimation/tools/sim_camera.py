@@ -13,12 +13,10 @@ Example:
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from typing import Any, Optional, Sequence
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -112,25 +110,13 @@ class SimCameraNode(Node):
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    from rclpy.signals import SignalHandlerOptions
-
-    from depth_estimation.ros.runner import shut_down_after
+    from depth_estimation.ros.runner import run_node
 
     # SIGINT/SIGTERM raise KeyboardInterrupt (as in the depth node), so the context is still
     # valid for the last log line and the room is freed.
-    rclpy.init(args=list(sys.argv if args is None else args),
-               signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        node = SimCameraNode()
-    except ValueError as error:
-        print(f'depth_estimation_sim_camera: error: {error}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    with shut_down_after(node, lambda: f'published {node.published} frames') as executor:
-        while rclpy.ok() and not node.done:
-            executor.spin_once(timeout_sec=0.1)
-    return 0
+    return run_node(SimCameraNode, 'depth_estimation_sim_camera', ValueError, args,
+                    refused_status=2, keep_spinning=lambda node: not node.done,
+                    summary=lambda node: f'published {node.published} frames')
 
 
 if __name__ == '__main__':
