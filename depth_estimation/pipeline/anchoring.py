@@ -19,6 +19,7 @@ import numpy as np
 
 from depth_estimation.geometry import Intrinsics
 from depth_estimation.pipeline.laserscan import scan_to_points
+from depth_estimation.pipeline.ranges import check_bounds
 
 METHODS = ('ransac', 'trimmed', 'median')
 # Defaults measured on real frames (benchmarks/anchoring.py, docs/refinement.md).
@@ -110,10 +111,7 @@ def fit_scale(predicted: np.ndarray, measured: np.ndarray, method: str = DEFAULT
     """
     if method not in METHODS:
         raise ValueError(f'unknown scale method {method!r}; expected one of {METHODS}')
-    if min_samples < 1:
-        raise ValueError(f'min_samples must be at least 1, got {min_samples}')
-    if not inlier_threshold > 0:
-        raise ValueError(f'inlier_threshold must be positive, got {inlier_threshold}')
+    check_bounds(0, min_samples=min_samples, inlier_threshold=inlier_threshold)
     predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
     measured = np.asarray(measured, dtype=np.float64).reshape(-1)
     if predicted.shape != measured.shape:
@@ -228,12 +226,8 @@ class ScaleSmoother:
 
     def __init__(self, alpha: float = 0.3, jump_threshold: float = 0.25,
                  jump_frames: int = 2) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f'alpha must be in (0, 1], got {alpha}')
-        if not jump_threshold > 0:
-            raise ValueError(f'jump_threshold must be positive, got {jump_threshold}')
-        if jump_frames < 1:
-            raise ValueError(f'jump_frames must be at least 1, got {jump_frames}')
+        check_bounds(0.0, 1.0, alpha=alpha)
+        check_bounds(0, jump_threshold=jump_threshold, jump_frames=jump_frames)
         self.alpha = alpha
         self.jump_threshold = jump_threshold
         self.jump_frames = jump_frames

@@ -1,4 +1,4 @@
-"""Depth ranges of the published depth: REP 117 markers (numpy only).
+"""Depth ranges of the published depth: REP 117 markers (numpy only); bounds of settings.
 
 Float metres: NaN invalid, -Inf too close, +Inf too far; the raw 16UC1 form
 (`io.depth_to_mm(depth, saturate=False)`) has 0 for all three.
@@ -6,7 +6,17 @@ Float metres: NaN invalid, -Inf too close, +Inf too far; the raw 16UC1 form
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def check_bounds(low: float, high: float = math.inf, **values: float) -> None:
+    """ValueError naming the first of `values` outside (low, high] (NaN is outside)."""
+    for name, value in values.items():
+        if not low < value <= high:
+            bounds = 'positive' if (low, high) == (0, math.inf) else f'in ({low:g}, {high:g}]'
+            raise ValueError(f'{name} must be {bounds}, got {value}')
 
 
 def apply_depth_range(depth: np.ndarray, min_depth: float, max_depth: float,

@@ -15,6 +15,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from depth_estimation.pipeline.ranges import check_bounds
+
 # Levels of diagnostic_msgs/DiagnosticStatus (its byte constants), without importing it.
 OK, WARN, ERROR = 0, 1, 2
 
@@ -23,8 +25,7 @@ class RateMeter:
     """Events per second over the last `window` seconds."""
 
     def __init__(self, window: float = 5.0) -> None:
-        if window <= 0:
-            raise ValueError(f'window must be positive, got {window}')
+        check_bounds(0, window=window)
         self.window = float(window)
         self._times: deque[float] = deque()
 
@@ -58,8 +59,7 @@ class ValidDepthMonitor:
     """
 
     def __init__(self, frames: int = 5, minimum: float = 0.001) -> None:
-        if frames < 1:
-            raise ValueError(f'frames must be >= 1, got {frames}')
+        check_bounds(0, frames=frames)
         self.minimum = float(minimum)
         self._shares: deque[float] = deque(maxlen=frames)
 
@@ -87,8 +87,7 @@ class LatencyWindow:
     """The last `size` durations (seconds) and their percentiles."""
 
     def __init__(self, size: int = 500) -> None:
-        if size < 1:
-            raise ValueError(f'size must be >= 1, got {size}')
+        check_bounds(0, size=size)
         self._values: deque[float] = deque(maxlen=size)
 
     def add(self, seconds: float) -> None:

@@ -18,21 +18,16 @@ from typing import Optional
 
 import numpy as np
 
+from depth_estimation.pipeline.ranges import check_bounds
+
 
 class TemporalFilter:
     """Per-pixel gated EMA of inverse depth; `update(depth)` returns the filtered depth."""
 
     def __init__(self, alpha: float = 0.3, noise: float = 0.03, gate: float = 3.0,
                  soft_gate: bool = True, scene_change_fraction: float = 0.5) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f'alpha must be in (0, 1], got {alpha}')
-        if not noise > 0:
-            raise ValueError(f'noise must be positive, got {noise}')
-        if not gate > 0:
-            raise ValueError(f'gate must be positive, got {gate}')
-        if not 0.0 < scene_change_fraction <= 1.0:
-            raise ValueError(f'scene_change_fraction must be in (0, 1], got '
-                             f'{scene_change_fraction}')
+        check_bounds(0.0, 1.0, alpha=alpha, scene_change_fraction=scene_change_fraction)
+        check_bounds(0.0, noise=noise, gate=gate)
         self.alpha = float(alpha)
         self.noise = float(noise)
         self.gate = float(gate)
