@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from refinement_data import (Frame, describe_model, evaluation_mask, nyu_frames,  # noqa: E402
                              pyplot, realsense_frame, save_figure, sevenscenes_frames,
-                             shared_model, spearman, tum_frame, tum_frames, write_json)
+                             shared_model, tum_frame, tum_frames, write_json)
+
+from depth_estimation.evaluation.metrics import spearman  # noqa: E402
 
 KEEP = np.linspace(1.0, 0.1, 10)  # fractions of pixels kept in the sparsification curve
 

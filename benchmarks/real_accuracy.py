@@ -45,9 +45,9 @@ for path in (REPO_ROOT, Path(__file__).resolve().parent):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from refinement_data import pyplot, spearman  # noqa: E402
+from refinement_data import pyplot  # noqa: E402
 
-from depth_estimation.evaluation.metrics import (compute_metrics, prepare,  # noqa: E402
+from depth_estimation.evaluation.metrics import (frame_scores,  # noqa: E402
                                                  resize_bilinear_align_corners,
                                                  RunningAverageDict)
 from depth_estimation.progress import Progress  # noqa: E402
@@ -168,45 +168,13 @@ def evaluation_sources(split: Path, data_root: Path, step: int, max_frames: Opti
     return sources
 
 
-def median_scaled(gt: np.ndarray, pred: np.ndarray, protocol: dict[str, Any]) -> np.ndarray:
-    """pred x median(gt) / median(pred) over the pixels `compute_metrics` scores."""
-    crop = 'eigen' if protocol['eigen_crop'] else None
-    gt_plane, pred_plane, valid = prepare(gt, pred, crop=crop,
-                                          min_depth_eval=protocol['min_depth_eval'],
-                                          max_depth_eval=protocol['max_depth_eval'])
-    if not valid.any():
-        return pred_plane
-    return pred_plane * np.float32(np.median(gt_plane[valid]) / np.median(pred_plane[valid]))
-
-
-def confidence_rank_correlation(gt: np.ndarray, depth: np.ndarray, confidence: np.ndarray,
-                                protocol: dict[str, Any]) -> float:
-    """Spearman rho between confidence and |depth - gt| over the scored pixels of one frame.
-
-    The backend returns the confidence at the frame's size, pixel-aligned with the depth.
-    """
-    crop = 'eigen' if protocol['eigen_crop'] else None
-    gt_plane, pred_plane, valid = prepare(gt, depth, crop=crop,
-                                          min_depth_eval=protocol['min_depth_eval'],
-                                          max_depth_eval=protocol['max_depth_eval'])
-    return spearman(confidence[valid], np.abs(pred_plane[valid] - gt_plane[valid]))
-
-
 def score_frame(sample: Any, prediction: tuple[np.ndarray, Optional[np.ndarray]],
                 protocol: dict[str, Any]) -> dict[str, float]:
     """The metrics of one model on one frame (plus median-scaled REL and confidence rho)."""
     depth, confidence = prediction
-    if depth.shape != sample.depth.shape:  # FastDepth's 224 x 224: resized once, as the metrics do
-        depth = resize_bilinear_align_corners(depth, sample.depth.shape)
-    metrics = compute_metrics(sample.depth, depth, **protocol)
-    scaled = compute_metrics(sample.depth, median_scaled(sample.depth, depth, protocol),
-                             **protocol)
-    scores = {key: float(metrics[key]) for key, _ in REPORTED}
-    scores['abs_rel_median_scaled'] = float(scaled['abs_rel'])
-    if confidence is not None:
-        scores['confidence_spearman'] = confidence_rank_correlation(sample.depth, depth,
-                                                                    confidence, protocol)
-    return scores
+    crop = 'eigen' if protocol['eigen_crop'] else ('garg' if protocol['garg_crop'] else None)
+    return frame_scores(sample.depth, depth, confidence, crop, protocol['min_depth_eval'],
+                        protocol['max_depth_eval'])
 
 
 def evaluate(models: dict[str, Predictor], sources: dict[str, tuple[Any, list[int]]]

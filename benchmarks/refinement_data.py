@@ -206,26 +206,6 @@ def delta1(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(ratio < 1.25))
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 0..N-1 of `values` (N,), tied values sharing the average of their ranks."""
-    order = np.argsort(values, kind='mergesort')
-    sorted_values = values[order]
-    new_value = np.r_[True, sorted_values[1:] != sorted_values[:-1]]  # (N,) a tie group starts
-    starts = np.flatnonzero(new_value)  # (G,) first sorted position of each group
-    ends = np.r_[starts[1:], values.size]  # (G,) one past its last
-    group = np.cumsum(new_value) - 1  # (N,) group of each sorted position
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = (0.5 * (starts + ends - 1))[group]
-    return ranks
-
-
 class TorchModel:
     """A ZoeDepth checkpoint in the PyTorch backend of depth_estimation.inference (CPU).
 

@@ -369,22 +369,24 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
                           weights_only=False)['global_step'] == int(name[4:9])
 
 
-def test_heldout_frame_metrics_by_hand() -> None:
-    """training.heldout: a prediction 10 % too far everywhere has REL 0.1, median-scaled REL 0,
-    and a confidence that falls as the error grows has Spearman -1."""
-    from training.heldout import frame_metrics, markdown_table
+def test_heldout_frame_scores_by_hand() -> None:
+    """training.heldout's scores (evaluation.metrics.frame_scores): a prediction 10 % too far
+    everywhere has REL 0.1, median-scaled REL 0, and a confidence that falls as the error grows
+    has Spearman -1."""
+    from depth_estimation.evaluation.metrics import frame_scores
+    from training.heldout import markdown_table
 
     truth = np.tile(np.linspace(1.0, 4.0, 64, dtype=np.float32), (48, 1))  # (48, 64) metres
     truth[:, :4] = 0.0  # no measurement
     prediction = truth * 1.1
     prediction[:, :4] = 2.0
     confidence = 1.0 / (1.0 + np.abs(prediction - truth))
-    metrics = frame_metrics(truth, prediction, None, confidence)
+    metrics = frame_scores(truth, prediction, confidence)
     assert metrics['abs_rel'] == pytest.approx(0.1, rel=1e-5)
     assert metrics['abs_rel_median_scaled'] == pytest.approx(0.0, abs=1e-6)
-    assert metrics['a1'] == 1.0 and metrics['spearman_confidence_error'] == pytest.approx(-1.0)
+    assert metrics['a1'] == 1.0 and metrics['confidence_spearman'] == pytest.approx(-1.0)
     table = markdown_table({'evaluate/x': {'frames': 1, 'trained': metrics,
-                                           'fastdepth': frame_metrics(truth, truth, None)}})
+                                           'fastdepth': frame_scores(truth, truth)}})
     assert '| evaluate/x | 1 | FastDepth alone | 0.000 | 1.000 | 0.000 | 0.000 | - |' in table
 
 

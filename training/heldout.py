@@ -4,13 +4,14 @@
         --baseline outputs/fastdepth_core.pt --output docs/training/heldout.json
 
 Every frame of the split's `evaluate` sets (never trained or validated on) and, marked as such,
-its `val` sets goes through the runtime's preprocessing (depth_estimation.processing: letterbox to
-the network size, restore to the frame size), then both models: the trained ZoeDepth (depth and
-the bin confidence, as `export --confidence` computes it) and the FastDepth core of `--baseline`
-(the float import of the TFLite weights, its own depth). Per source: REL, delta1, RMSE (ZoeDepth's
-`compute_metrics`: 1e-3 < gt < 10 m, NYU's Eigen crop), REL after scaling each prediction by the
-median ratio to the ground truth, and the Spearman rank correlation between the confidence and the
-absolute error (negative: confident pixels err less).
+its `val` sets goes through the runtime's preprocessing (depth_estimation.processing, as the
+model's config says: letterbox or stretch to the network size, restore to the frame size), then
+both models: the trained ZoeDepth (depth and the bin confidence the release exports) and the
+FastDepth core of `--baseline` (the float import of the TFLite weights, its own depth). Per
+source (`depth_estimation.evaluation.metrics.frame_scores`, the reader's depth range, NYU's Eigen
+crop): REL, delta1, RMSE, REL after scaling each prediction by the median ratio to the ground
+truth, and the Spearman rank correlation between the confidence and the absolute error
+(negative: confident pixels err less).
 """
 
 from __future__ import annotations
@@ -25,35 +26,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from depth_estimation.evaluation.metrics import compute_metrics, eval_crop_mask
+from depth_estimation.evaluation.metrics import frame_scores
 from depth_estimation.model.checkpoint import load_checkpoint
 from depth_estimation.model.confidence import DepthWithConfidence
 from depth_estimation.processing import Preprocessor
 from training.data import open_spec, read_split
-
-MAX_DEPTH = 10.0
-MIN_DEPTH = 1e-3
-
-
-def frame_metrics(truth: np.ndarray, prediction: np.ndarray, eval_crop: Optional[str],
-                  confidence: Optional[np.ndarray] = None) -> dict[str, float]:
-    """REL, delta1, RMSE, median-scaled REL and the confidence / |error| Spearman of one frame."""
-    from scipy.stats import spearmanr
-
-    metrics = compute_metrics(truth, prediction, interpolate=False,
-                              eigen_crop=eval_crop == 'eigen', garg_crop=eval_crop == 'garg',
-                              min_depth_eval=MIN_DEPTH, max_depth_eval=MAX_DEPTH)
-    mask = (eval_crop_mask(truth.shape, eval_crop) & (truth > MIN_DEPTH) & (truth < MAX_DEPTH)
-            & np.isfinite(prediction) & (prediction > 0))
-    scale = np.median(truth[mask]) / np.median(prediction[mask])
-    result = {'abs_rel': float(metrics['abs_rel']), 'a1': float(metrics['a1']),
-              'rmse': float(metrics['rmse']),
-              'abs_rel_median_scaled': float(np.mean(
-                  np.abs(prediction[mask] * scale - truth[mask]) / truth[mask]))}
-    if confidence is not None:
-        error = np.abs(prediction[mask] - truth[mask])
-        result['spearman_confidence_error'] = float(spearmanr(confidence[mask], error)[0])
-    return result
+from training.release import RELEASE_CONFIDENCE_METHOD
 
 
 @torch.no_grad()
@@ -70,7 +48,7 @@ def predict(model: torch.nn.Module, preprocessor: Preprocessor,
 def evaluate(checkpoint: Path, baseline: Path, split: Path,
              data_root: Path) -> dict[str, Any]:
     """Per set and source, the mean metrics of the trained model and of the baseline core."""
-    model = DepthWithConfidence(load_checkpoint(checkpoint))
+    model = DepthWithConfidence(load_checkpoint(checkpoint), RELEASE_CONFIDENCE_METHOD)
     baseline_core = load_checkpoint(baseline).core
     config = model.config
     preprocessor = Preprocessor.matching(config)
@@ -81,14 +59,16 @@ def evaluate(checkpoint: Path, baseline: Path, split: Path,
             dataset, options = open_spec(spec)
             indices = range(len(dataset))[slice(options.get('start'), options.get('stop'))]
             eval_crop = spec.get('eval_crop')
+            depth_range = (dataset.min_depth, dataset.max_depth)
             per_frame: dict[str, list[dict[str, float]]] = {'trained': [], 'fastdepth': []}
             for index in tqdm(indices, desc=f'{set_name}/{spec["source"]}', leave=False):
                 sample = dataset[index]
                 depth, confidence = predict(model, preprocessor, sample.image)
                 core, = predict(baseline_core, preprocessor, sample.image)
-                per_frame['trained'].append(frame_metrics(sample.depth, depth, eval_crop,
-                                                          confidence))
-                per_frame['fastdepth'].append(frame_metrics(sample.depth, core, eval_crop))
+                per_frame['trained'].append(frame_scores(sample.depth, depth, confidence,
+                                                         eval_crop, *depth_range))
+                per_frame['fastdepth'].append(frame_scores(sample.depth, core, None, eval_crop,
+                                                           *depth_range))
             key = f'{set_name}/{spec["source"]}'
             entry = results.setdefault(key, {'frames': 0, 'trained': [], 'fastdepth': []})
             entry['frames'] += len(indices)
@@ -109,7 +89,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         for name, label in (('trained', 'zoedepth_fastdepth (trained)'),
                             ('fastdepth', 'FastDepth alone')):
             values = entry[name]
-            spearman = values.get('spearman_confidence_error')
+            spearman = values.get('confidence_spearman')
             lines.append(f"| {key} | {entry['frames']} | {label} | {values['abs_rel']:.3f} | "
                          f"{values['a1']:.3f} | {values['rmse']:.3f} | "
                          f"{values['abs_rel_median_scaled']:.3f} | "

@@ -17,6 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+# The confidence the shipped model exports: the bins' spread in metres ranks absolute errors
+# (docs/training.md, held-out comparison).
+RELEASE_CONFIDENCE_METHOD = 'metric_spread'
+
 # Licences of the training sources of training/splits/real_rgbd.yaml (../shared/data/MANIFEST.md).
 _TUM = ('TUM RGB-D benchmark (J. Sturm et al., IROS 2012): CC BY 4.0, attribution')
 # 7-Scenes (non-commercial research licence) is evaluation-only, so it is not among them.
@@ -46,7 +50,7 @@ def provenance(checkpoint_extra: dict[str, Any], split: Path) -> dict[str, Any]:
 
 
 def release(checkpoint: Path, output: Path, split: Path,
-            confidence_method: str = 'metric_spread') -> Path:
+            confidence_method: str = RELEASE_CONFIDENCE_METHOD) -> Path:
     """Export with confidence, simplified and parity-checked; returns the .onnx path."""
     from depth_estimation.artifacts import file_sha256
     from depth_estimation.export.onnx_export import export_onnx
@@ -74,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('output', type=Path, help='the .onnx file to write')
     parser.add_argument('--split', type=Path, default=Path('training/splits/real_rgbd.yaml'),
                         help='the split the model was trained on')
-    parser.add_argument('--confidence-method', default='metric_spread',
+    parser.add_argument('--confidence-method', default=RELEASE_CONFIDENCE_METHOD,
                         help='how the confidence is computed from the bins (model/confidence.py; '
                              'metric_spread ranks absolute errors)')
     args = parser.parse_args(argv)

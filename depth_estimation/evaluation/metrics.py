@@ -193,6 +193,54 @@ def compute_metrics(gt: Any, pred: Any, interpolate: bool = True, garg_crop: boo
 
 # --- aggregation ---------------------------------------------------------------------------------
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two equally long arrays (average ranks for ties)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..N-1 of `values` (N,), tied values sharing the average of their ranks."""
+    order = np.argsort(values, kind='mergesort')
+    sorted_values = values[order]
+    new_value = np.r_[True, sorted_values[1:] != sorted_values[:-1]]  # (N,) a tie group starts
+    starts = np.flatnonzero(new_value)  # (G,) first sorted position of each group
+    ends = np.r_[starts[1:], values.size]  # (G,) one past its last
+    group = np.cumsum(new_value) - 1  # (N,) group of each sorted position
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = (0.5 * (starts + ends - 1))[group]
+    return ranks
+
+
+def frame_scores(gt: np.ndarray, pred: np.ndarray, confidence: Optional[np.ndarray] = None,
+                 crop: Optional[str] = None, min_depth_eval: float = 1e-3,
+                 max_depth_eval: float = 10.0) -> dict[str, float]:
+    """One frame of a held-out comparison: REL, delta1, RMSE (`compute_metrics`), REL after
+    scaling the prediction by median(gt) / median(pred) over the scored pixels, and, with a
+    confidence map (pixel-aligned with `pred`), the Spearman correlation between confidence and
+    absolute error over those pixels (negative: confident pixels err less).
+
+    gt (H, W) metres; pred and confidence (H, W) or smaller (resized like the metrics do);
+    crop: None, 'eigen' or 'garg'.
+    """
+    gt_plane, pred_plane, valid = prepare(gt, pred, crop=crop, min_depth_eval=min_depth_eval,
+                                          max_depth_eval=max_depth_eval)
+    metrics = compute_errors(gt_plane[valid], pred_plane[valid])
+    scale = np.median(gt_plane[valid]) / np.median(pred_plane[valid])
+    scaled = compute_errors(gt_plane[valid], np.clip(pred_plane[valid] * scale, min_depth_eval,
+                                                     max_depth_eval))
+    scores = {'abs_rel': float(metrics['abs_rel']), 'a1': float(metrics['a1']),
+              'rmse': float(metrics['rmse']), 'abs_rel_median_scaled': float(scaled['abs_rel'])}
+    if confidence is not None:
+        confidence = _plane(confidence, 'confidence')
+        if confidence.shape != gt_plane.shape:
+            confidence = resize_bilinear_align_corners(confidence, gt_plane.shape)
+        scores['confidence_spearman'] = spearman(
+            confidence[valid], np.abs(pred_plane[valid] - gt_plane[valid]))
+    return scores
+
+
 class RunningAverage:
     """Incremental mean avg = (value + count * avg) / (count + 1), in the values' own type."""
 
