@@ -4,6 +4,7 @@ D435 recording played through the node by the `depth_estimation_player` console 
 from __future__ import annotations
 
 from pathlib import Path
+import signal
 import subprocess
 import sys
 import time
@@ -185,14 +186,22 @@ def test_realsense_recording_plays_through_the_node(tiny_onnx, tmp_path: Path) -
     assert time.time() - stamp.sec < 120, 'restamped with the current time'
 
 
-def test_ctrl_c_while_waiting_for_a_subscriber_exits_cleanly(tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell's background job inherits it
+
+
+@pytest.mark.parametrize('inherited', ['default', 'ignored'])
+def test_ctrl_c_while_waiting_for_a_subscriber_exits_cleanly(
+        tmp_path: Path, inherited: str) -> None:
+    """Also when the player is started with SIGINT ignored (a background job of a shell)."""
     if not PLAYER_SCRIPT.exists():
         pytest.skip(f'{PLAYER_SCRIPT} is absent: install the package (pip install -e .)')
     cv2.imwrite(str(tmp_path / 'frame.png'), np.full((48, 64, 3), 128, np.uint8))
     player = subprocess.Popen(
         [str(PLAYER_SCRIPT), str(tmp_path), '--wait-for-subscriber', '120', '--ros-args', '-r',
          'image:=nobody_listens'],
-        env=ros_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=ros_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_ignore_sigint if inherited == 'ignored' else None)
     lines = []
     try:
         for line in player.stdout:  # the player logs before it starts waiting

@@ -23,6 +23,15 @@ def argument_error(error: Exception) -> str:
     return text.replace('failed to initialize rcl: ', '').strip()
 
 
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt instead of shutting the context down under
+    the executor, so a process can still log its summary and close what it opened. Set
+    explicitly: a process started with SIGINT ignored (a background job of a shell) keeps it
+    ignored otherwise."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.default_int_handler)
+
+
 def run_node(make_node: Callable[[], Any], name: str, refused: type[Exception],
              args: Optional[Sequence[str]] = None, refused_status: int = 1,
              keep_spinning: Callable[[Any], bool] = lambda node: True,
@@ -39,11 +48,7 @@ def run_node(make_node: Callable[[], Any], name: str, refused: type[Exception],
         print(f'{name}: invalid arguments: {argument_error(error)} ({ARGUMENTS_HELP})',
               file=sys.stderr)
         return 2
-    # Both signals raise KeyboardInterrupt instead of shutting the context down under the
-    # executor, so the node can still log its summary and close the model. Set explicitly: a
-    # process started with SIGINT ignored keeps it ignored otherwise.
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, signal.default_int_handler)
+    interrupt_on_signals()
     try:
         node = make_node()
     except (refused, KeyboardInterrupt) as error:  # refused, or stopped while it started
@@ -65,6 +70,7 @@ def shut_down_after(node: Any, summary: Optional[Callable[[], str]] = None
     After the block, however it ends, `summary()` is logged (when given) and the executor, the
     node and rclpy are shut down.
     """
+    interrupt_on_signals()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
@@ -79,4 +85,4 @@ def shut_down_after(node: Any, summary: Optional[Callable[[], str]] = None
         rclpy.try_shutdown()
 
 
-__all__ = ['argument_error', 'run_node', 'shut_down_after']
+__all__ = ['argument_error', 'interrupt_on_signals', 'run_node', 'shut_down_after']
