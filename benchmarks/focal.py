@@ -64,8 +64,7 @@ def measure(frames: list[Frame]) -> dict:
     raw, compensated, oracle_raw, oracle_comp, factors = [], [], [], [], []
     for frame in frames:
         pred = model.predict(frame.rgb)[0]
-        factor = focal_scale(frame.intrinsics, training, network,
-                             getattr(model.config, 'keep_aspect_ratio', True))
+        factor = focal_scale(frame.intrinsics, training, network, model.config.keep_aspect_ratio)
         mask = evaluation_mask(frame)
         valid = mask & np.isfinite(pred) & (pred > 0)
         raw.append(rel(pred, frame.depth, mask))

@@ -63,8 +63,7 @@ class Preprocessor:
     def matching(cls, model: Any) -> Preprocessor:
         """The preprocessing of a model config or artifact metadata (input size, normalisation,
         whether the frame keeps its aspect ratio)."""
-        return cls(model.input_size, model.mean, model.std,
-                   getattr(model, 'keep_aspect_ratio', True))
+        return cls(model.input_size, model.mean, model.std, model.keep_aspect_ratio)
 
     def letterbox(self, source_size: tuple[int, int]) -> Letterbox:
         box = self._letterboxes.get(source_size)

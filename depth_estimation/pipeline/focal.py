@@ -69,9 +69,9 @@ def focal_scale(intrinsics: Intrinsics, training: TrainingCamera,
 
 
 def compensate_focal(depth: np.ndarray, intrinsics: Intrinsics, training: TrainingCamera,
-                     network_size: tuple[int, int]) -> np.ndarray:
+                     network_size: tuple[int, int], keep_aspect_ratio: bool = True) -> np.ndarray:
     """Predicted depth (H, W) corrected for the camera's focal length, float32 (NaN/Inf kept)."""
-    factor = focal_scale(intrinsics, training, network_size)
+    factor = focal_scale(intrinsics, training, network_size, keep_aspect_ratio)
     return (np.asarray(depth, dtype=np.float32) * np.float32(factor)).astype(np.float32)
 
 

@@ -11,12 +11,12 @@ from typing import Any, Callable, ClassVar, Optional
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 from std_msgs.msg import Header
 
+from depth_estimation.io import depth_to_mm
 from depth_estimation.pipeline.frame import DepthFrame
 from depth_estimation.ros.conversions import (depth_to_image, float_to_image,
                                               millimetres_to_image, points_to_cloud,
                                               ranges_to_scan, rgb_to_image)
 from depth_estimation.ros.parameters import NodeSettings
-from depth_estimation.io import depth_to_mm
 from depth_estimation.visualize import auto_range, colorize_depth
 
 # (message type, relative topic name) -> a publisher with the output QoS
