@@ -20,7 +20,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from depth_estimation.ros.conversions import image_to_depth, image_to_rgb  # noqa: E402
-from depth_estimation.tools.sim_camera import SimCameraNode  # noqa: E402
+from depth_estimation.tools.sim_camera import NODE_NAME, SimCamera  # noqa: E402
 from depth_estimation.sim.camera import CameraModel  # noqa: E402
 from depth_estimation.sim.scenes import scene_frames  # noqa: E402
 
@@ -37,15 +37,16 @@ def stamp_of(message: object) -> tuple[int, int]:
 def test_sim_camera_publishes_consistent_frames_in_a_ros_graph() -> None:
     seed, rate, frames_per_scene = 3, 4.0, 2
     with ros_context() as context:
-        camera = SimCameraNode(context=context, parameter_overrides=[
+        node = Node(NODE_NAME, context=context, parameter_overrides=[
             Parameter('seed', value=seed), Parameter('rate', value=rate),
             Parameter('frames_per_scene', value=frames_per_scene),
             Parameter('width', value=160), Parameter('height', value=120),
             Parameter('max_frames', value=3)])
+        camera = SimCamera(node)
         listener = Node('sim_camera_listener', context=context)
         collector = Collector(listener, TOPICS)
         executor = SingleThreadedExecutor(context=context)
-        executor.add_node(camera)
+        executor.add_node(node)
         executor.add_node(listener)
         try:
             assert spin_until(executor, lambda: all(
@@ -53,7 +54,8 @@ def test_sim_camera_publishes_consistent_frames_in_a_ros_graph() -> None:
                 {t: len(m) for t, m in collector.messages.items()}
         finally:
             executor.shutdown()
-            camera.destroy_node()
+            camera.close()
+            node.destroy_node()
             listener.destroy_node()
     images, infos, depths = (collector.messages[t] for t in TOPICS)
     assert camera.done and camera.published == 3

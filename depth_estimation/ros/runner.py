@@ -1,5 +1,10 @@
 """Run one node as a process: SIGINT and SIGTERM always stop it cleanly (even when inherited as
-ignored from a background shell), and bad `--ros-args` give one error line, not a traceback."""
+ignored from a background shell), and bad `--ros-args` give one error line, not a traceback.
+
+The workbench's ROS programs (player, recorder, simulated camera, demo) start, spin and stop
+their nodes and choose their QoS through these functions, so that only this package imports
+rclpy.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,16 @@ import sys
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import rclpy
+from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 import rclpy.logging
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
+from rclpy.utilities import get_default_context, remove_ros_args
+
+SENSOR_DATA_QOS = qos_profile_sensor_data  # best effort, keep last 5: what camera drivers use
 
 ARGUMENTS_HELP = 'usage: --ros-args -p name:=value -r from:=to --params-file FILE'
 
@@ -21,6 +33,66 @@ def argument_error(error: Exception) -> str:
     """rcl's message for bad `--ros-args` without its prefix and C source locations."""
     text = re.sub(r', at \S+:\d+', '', str(error))
     return text.replace('failed to initialize rcl: ', '').strip()
+
+
+def program_arguments(program: str, argv: Sequence[str]) -> list[str]:
+    """`argv` without its ROS arguments (`--ros-args ... --`), for the program's own parser."""
+    return remove_ros_args([program, *argv])[1:]
+
+
+def start_node(name: str, args: Optional[Sequence[str]] = None, domain_id: Optional[int] = None,
+               own_context: bool = False) -> Node:
+    """rclpy started with `args` (a program name, then its arguments; rcl reads `--ros-args`)
+    and without its signal handlers, and a plain node `name` on it. With `own_context`, the node
+    gets a context of its own (in `domain_id`), which `stop_node` destroys."""
+    context = Context() if own_context else None
+    rclpy.init(args=None if args is None else list(args), context=context, domain_id=domain_id,
+               signal_handler_options=SignalHandlerOptions.NO)
+    return create_node(name, context)
+
+
+def create_node(name: str, context: Optional[Context] = None) -> Node:
+    """A plain node `name` on a started context (the default one when None); it takes the
+    parameters and remappings of the process's `--ros-args`."""
+    return rclpy.create_node(name, context=context)
+
+
+def node_executor(node: Node) -> SingleThreadedExecutor:
+    """A single-threaded executor spinning `node` (on the node's context)."""
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    return executor
+
+
+def stop_node(node: Node, executor: Optional[SingleThreadedExecutor] = None) -> None:
+    """Shut `executor` down, destroy `node` and shut its context down (a context of its own is
+    also destroyed, which frees its DDS participant now rather than at garbage collection)."""
+    context = node.context
+    if executor is not None:
+        executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    if context is not get_default_context():
+        context.destroy()
+
+
+def qos_profile(reliable: bool, depth: int) -> QoSProfile:
+    """Keep the last `depth` messages, reliable or best effort."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
+def publishers_reliable(node: Node, topic: str) -> bool:
+    """True when `topic` has publishers and all of them are reliable (a reliable subscription
+    then loses nothing; best effort matches every publisher)."""
+    publishers = node.get_publishers_info_by_topic(topic)
+    return bool(publishers) and all(
+        p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
+
+
+def deserialize(data: bytes, message_type: type) -> Any:
+    """A message of `message_type` from its serialized CDR bytes (a raw subscription's data)."""
+    return deserialize_message(data, message_type)
 
 
 def interrupt_on_signals() -> None:
@@ -71,8 +143,7 @@ def shut_down_after(node: Any, summary: Optional[Callable[[], str]] = None
     node and rclpy are shut down.
     """
     interrupt_on_signals()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    executor = node_executor(node)
     try:
         yield executor
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -80,9 +151,9 @@ def shut_down_after(node: Any, summary: Optional[Callable[[], str]] = None
     finally:
         if summary is not None:
             node.get_logger().info(summary())
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        stop_node(node, executor)
 
 
-__all__ = ['argument_error', 'interrupt_on_signals', 'run_node', 'shut_down_after']
+__all__ = ['SENSOR_DATA_QOS', 'argument_error', 'create_node', 'deserialize',
+           'interrupt_on_signals', 'node_executor', 'program_arguments', 'publishers_reliable',
+           'qos_profile', 'run_node', 'shut_down_after', 'start_node', 'stop_node']

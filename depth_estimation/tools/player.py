@@ -363,16 +363,13 @@ def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[An
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    import rclpy
-    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-    from rclpy.signals import SignalHandlerOptions
-    from rclpy.utilities import remove_ros_args
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    from depth_estimation.ros.runner import shut_down_after
+    from depth_estimation.ros.runner import (program_arguments, qos_profile, SENSOR_DATA_QOS,
+                                             shut_down_after, start_node)
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(remove_ros_args(['player'] + argv)[1:])
+    args = build_parser().parse_args(program_arguments('player', argv))
     try:
         compressed = args.transport == 'compressed'
         source = open_source(args.source, args.fps, args.frame_id, args.bag_image_topic,
@@ -385,10 +382,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     describe = (f'{source.image_topic} (+ {source.camera_info_topic or "no camera_info"})'
                 if isinstance(source, BagSource) else str(args.source))
 
-    rclpy.init(args=['player'] + argv, signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node('depth_estimation_player')
-    qos = (QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if args.reliable
-           else qos_profile_sensor_data)
+    node = start_node('depth_estimation_player', ['player'] + argv)
+    qos = qos_profile(reliable=True, depth=5) if args.reliable else SENSOR_DATA_QOS
     image_publisher = (node.create_publisher(CompressedImage, node.resolve_topic_name('image')
                                              + '/compressed', qos) if compressed
                        else node.create_publisher(Image, 'image', qos))
@@ -426,7 +421,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         started = time.monotonic()
         try:
             published = play(source, publish, rate=args.rate, fps=args.fps, loop=args.loop,
-                             max_frames=args.max_frames, keep_running=rclpy.ok)
+                             max_frames=args.max_frames, keep_running=node.context.ok)
         except ValueError as error:  # PlayerError, or a bag's frame that cannot be decoded
             node.get_logger().error(str(error))
             code = 2

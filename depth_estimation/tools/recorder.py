@@ -46,7 +46,7 @@ class McapRecorder:
 
     def poll(self) -> list[str]:
         """Subscribe to wanted topics that now have a publisher; returns the new ones."""
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from depth_estimation.ros.runner import publishers_reliable, qos_profile
 
         added = []
         for topic, types in self.node.get_topic_names_and_types():
@@ -58,11 +58,7 @@ class McapRecorder:
                                                'in the ROS 2 Kilted type store')
                 self._connections[topic] = None
                 continue
-            publishers = self.node.get_publishers_info_by_topic(topic)
-            reliable = bool(publishers) and all(
-                p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
-            qos = QoSProfile(depth=QUEUE_DEPTH, reliability=(
-                ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT))
+            qos = qos_profile(publishers_reliable(self.node, topic), depth=QUEUE_DEPTH)
             connection = self.writer.add_connection(topic, type_name, typestore=self.typestore)
             self._connections[topic] = connection
             self.counts[topic] = 0
@@ -106,22 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
-    from rclpy.utilities import remove_ros_args
-
-    from depth_estimation.ros.runner import shut_down_after
+    from depth_estimation.ros.runner import program_arguments, shut_down_after, start_node, \
+        stop_node
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(remove_ros_args(['recorder'] + argv)[1:])
-    rclpy.init(args=['recorder'] + argv, signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node('depth_estimation_recorder')
+    args = build_parser().parse_args(program_arguments('recorder', argv))
+    node = start_node('depth_estimation_recorder', ['recorder'] + argv)
     try:
         recorder = McapRecorder(node, args.output, args.topics)
     except (FileExistsError, OSError) as error:
         print(f'error: {error}', file=sys.stderr)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        stop_node(node)
         return 2
 
     def close_bag() -> str:  # the summary line
@@ -132,7 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.monotonic()
     next_poll = started
     with shut_down_after(node, close_bag) as executor:
-        while rclpy.ok():
+        while node.context.ok():
             now = time.monotonic()
             if now >= next_poll:
                 for topic in recorder.poll():

@@ -17,13 +17,12 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from depth_estimation.ros.conversions import (camera_info_from_intrinsics, depth_to_image,
                                               rgb_to_image)
+from depth_estimation.ros.runner import create_node, qos_profile, run_node
 from depth_estimation.sim.camera import CameraModel
 from depth_estimation.sim.scenes import SimFrame, SimulatedCamera
 
@@ -43,12 +42,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class SimCameraNode(Node):
-    """Renders the next frame on every timer tick and publishes it (see the module docstring)."""
+class SimCamera:
+    """On `node` (its parameters, publishers and a timer): renders the next frame on every timer
+    tick and publishes it (see the module docstring). ValueError for a rejected parameter."""
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
-        super().__init__(node_name, **kwargs)
-        values = {name: self.declare_parameter(name, default).value
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        values = {name: node.declare_parameter(name, default).value
                   for name, default in DEFAULTS.items()}
         if values['rate'] <= 0:
             raise ValueError(f'rate must be positive, got {values["rate"]}')
@@ -63,17 +63,15 @@ class SimCameraNode(Node):
                                       frames_per_scene=int(values['frames_per_scene']),
                                       interval=1.0 / float(values['rate']), camera=camera,
                                       first_scene=int(values['first_scene']))
-        reliability = (ReliabilityPolicy.RELIABLE if values['reliability'] == 'reliable'
-                       else ReliabilityPolicy.BEST_EFFORT)
-        qos = QoSProfile(depth=5, reliability=reliability)
-        self.image_publisher = self.create_publisher(Image, 'image', qos)
-        self.info_publisher = self.create_publisher(CameraInfo, 'camera_info', qos)
-        self.depth_publisher = (self.create_publisher(Image, 'ground_truth/depth', qos)
+        qos = qos_profile(values['reliability'] == 'reliable', depth=5)
+        self.image_publisher = node.create_publisher(Image, 'image', qos)
+        self.info_publisher = node.create_publisher(CameraInfo, 'camera_info', qos)
+        self.depth_publisher = (node.create_publisher(Image, 'ground_truth/depth', qos)
                                 if values['publish_ground_truth'] else None)
         self.published = 0
         self._scene: Optional[int] = None
-        self.timer = self.create_timer(1.0 / float(values['rate']), self._tick)
-        self.get_logger().info(
+        self.timer = node.create_timer(1.0 / float(values['rate']), self._tick)
+        node.get_logger().info(
             f'simulated camera {camera.width}x{camera.height}, {values["rate"]:g} Hz, seed '
             f'{values["seed"]}, {values["frames_per_scene"]} frames per room')
 
@@ -88,35 +86,46 @@ class SimCameraNode(Node):
         frame = self.camera.next_frame()
         if frame.scene != self._scene:
             self._scene = frame.scene
-            self.get_logger().info(f'room {frame.scene} (seed {self.camera.seed})')
+            self.node.get_logger().info(f'room {frame.scene} (seed {self.camera.seed})')
         self.publish(frame, render_seconds=time.perf_counter() - started)
 
     def publish(self, frame: SimFrame, render_seconds: float = 0.0) -> Header:
         """Publish one frame stamped now; returns its header."""
-        header = Header(frame_id=self.frame_id, stamp=self.get_clock().now().to_msg())
+        header = Header(frame_id=self.frame_id, stamp=self.node.get_clock().now().to_msg())
         self.info_publisher.publish(camera_info_from_intrinsics(frame.intrinsics, header))
         if self.depth_publisher is not None:
             self.depth_publisher.publish(depth_to_image(frame.depth, header))
         self.image_publisher.publish(rgb_to_image(frame.rgb, header, encoding='rgb8'))
         self.published += 1
-        self.get_logger().debug(f'{frame.name} rendered in {render_seconds * 1e3:.0f} ms')
+        self.node.get_logger().debug(f'{frame.name} rendered in {render_seconds * 1e3:.0f} ms')
         return header
 
-    def destroy_node(self) -> None:
-        camera = getattr(self, 'camera', None)  # absent when a parameter was rejected
-        if camera is not None:
-            camera.close()
-        super().destroy_node()
+    def close(self) -> None:
+        """Free the renderer (the timer stops with the node)."""
+        self.camera.close()
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    from depth_estimation.ros.runner import run_node
+    cameras: list[SimCamera] = []
+
+    def make_node() -> Any:
+        node = create_node(NODE_NAME)
+        try:
+            cameras.append(SimCamera(node))
+        except ValueError:
+            node.destroy_node()
+            raise
+        return node
+
+    def summary(node: Any) -> str:  # the last line, then the room is freed
+        cameras[0].close()
+        return f'published {cameras[0].published} frames'
 
     # SIGINT/SIGTERM raise KeyboardInterrupt (as in the depth node), so the context is still
     # valid for the last log line and the room is freed.
-    return run_node(SimCameraNode, 'depth_estimation_sim_camera', ValueError, args,
-                    refused_status=2, keep_spinning=lambda node: not node.done,
-                    summary=lambda node: f'published {node.published} frames')
+    return run_node(make_node, 'depth_estimation_sim_camera', ValueError, args,
+                    refused_status=2, keep_spinning=lambda node: not cameras[0].done,
+                    summary=summary)
 
 
 if __name__ == '__main__':

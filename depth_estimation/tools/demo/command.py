@@ -173,17 +173,13 @@ def _stream(args: argparse.Namespace, source: Source, statistics: DemoStatistics
             processes: list[Process], record_path: Optional[Path],
             topics: tuple[str, ...], environment: dict[str, str]
             ) -> tuple[int, DemoGraph, Optional[dict[str, Any]]]:
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
+    from depth_estimation.ros.runner import node_executor, start_node, stop_node
 
-    context = Context()
     with applied_environment(environment):  # this process's participant: the children's DDS
-        rclpy.init(context=context, domain_id=int(environment['ROS_DOMAIN_ID']),
-                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-        graph = DemoGraph(context, source, statistics, record_path, topics)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(graph.node)
+        node = start_node('depth_estimation_demo', domain_id=int(environment['ROS_DOMAIN_ID']),
+                          own_context=True)
+        graph = DemoGraph(node, source, statistics, record_path, topics)
+    executor = node_executor(node)
     frames = FramePublisher(graph.node, load_frames(source), args.rate, graph.add_truth) \
         if source.published_here else None
     code = 0
@@ -201,9 +197,7 @@ def _stream(args: argparse.Namespace, source: Source, statistics: DemoStatistics
         graph.settle(wait_for_truth=0.0)
         graph.attach_points()
         recording = graph.close()
-        executor.shutdown()
-        rclpy.try_shutdown(context=context)
-        context.destroy()  # frees the DDS participant now, not at garbage collection
+        stop_node(node, executor)  # frees the DDS participant now, not at garbage collection
     return code, graph, recording
 
 

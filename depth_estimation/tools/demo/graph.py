@@ -50,20 +50,20 @@ class DemoGraph:
     """This process's node: matches input, ground truth and the node's outputs by stamp for
     `DemoStatistics`, keeps snapshots and records to MCAP."""
 
-    def __init__(self, context: Any, source: Source, statistics: DemoStatistics,
+    def __init__(self, node: Any, source: Source, statistics: DemoStatistics,
                  record_path: Optional[Path], record_topics: tuple[str, ...]) -> None:
-        import rclpy
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image, PointCloud2
+
+        from depth_estimation.ros.runner import qos_profile
 
         self.source = source
         self.statistics = statistics
-        self.node = rclpy.create_node('depth_estimation_demo', context=context)
+        self.node = node
         # The input may come best effort (camera drivers, the player): best effort matches any
         # publisher. The node and the simulated camera publish reliably, and so no depth or
         # ground truth is lost here.
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        qos = qos_profile(reliable=False, depth=10)
+        reliable = qos_profile(reliable=True, depth=10)
         self.images = Keeper(30)
         self.truths = Keeper(30)
         # The stamp of the first ground truth received: frames made earlier may have had theirs
@@ -175,16 +175,16 @@ class DemoGraph:
 
     def attach_points(self) -> None:
         """Give each snapshot the node's point cloud of the same stamp, once it has arrived."""
-        from depth_estimation.geometry import unpack_cloud
-
-        from rclpy.serialization import deserialize_message
         from sensor_msgs.msg import PointCloud2
+
+        from depth_estimation.geometry import unpack_cloud
+        from depth_estimation.ros.runner import deserialize
 
         for snapshot in self.snapshots:
             data = self.points.get(snapshot.stamp_ns)
             if snapshot.points is not None or data is None:
                 continue
-            cloud = deserialize_message(data, PointCloud2)
+            cloud = deserialize(data, PointCloud2)
             fields = [(f.name, f.offset, f.datatype) for f in cloud.fields]
             points = unpack_cloud(bytes(cloud.data), fields, cloud.point_step, cloud.height,
                                   cloud.width)  # (H, W) structured
@@ -197,7 +197,6 @@ class DemoGraph:
             size = sum(p.stat().st_size for p in self.recorder.output.rglob('*') if p.is_file())
             recording = {'path': str(self.recorder.output), 'megabytes': size / 1e6,
                          'counts': dict(self.recorder.counts)}
-        self.node.destroy_node()
         return recording
 
 
