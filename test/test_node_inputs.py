@@ -34,10 +34,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Reg
 
 from depth_estimation.geometry import unpack_cloud
 from depth_estimation.pipeline import DepthPipeline
-from depth_estimation.ros.conversions import image_to_depth, rgb_to_image
+from depth_estimation.ros.conversions import image_to_compressed, image_to_depth, rgb_to_image
 from depth_estimation.ros.node import DepthEstimationNode
 from depth_estimation.ros.parameters import NodeSettings
-from depth_estimation.tools.player import image_to_compressed
 
 pytestmark = pytest.mark.ros
 

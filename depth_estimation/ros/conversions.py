@@ -1,5 +1,6 @@
-"""Message <-> numpy conversions of the depth node (Image, CameraInfo, PointCloud2, LaserScan):
-pure functions that never touch a ROS graph; the geometry lives in `depth_estimation.geometry`."""
+"""Message <-> numpy conversions of the depth node (Image, CameraInfo, PointCloud2, LaserScan),
+and of the workbench's ROS programs (bag messages, compressed images, serialized clouds): pure
+functions that never touch a ROS graph; the geometry lives in `depth_estimation.geometry`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from array import array
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
+import cv2
 import numpy as np
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import (CameraInfo, CompressedImage, Image, LaserScan, PointCloud2,
                              PointField)
 from std_msgs.msg import Header
 import yaml
 
-from depth_estimation.geometry import depth_to_points, Intrinsics, pack_cloud
+from depth_estimation.geometry import depth_to_points, Intrinsics, pack_cloud, unpack_cloud
 from depth_estimation.pipeline.camera_model import (camera_matrix_in_use, check_camera_info,
                                                     projection_for_image, projection_in_use,
                                                     RegionOfInterest)
@@ -235,10 +238,12 @@ def depth_camera_info(info: CameraInfo, width: int, height: int,
                       r=rotation, p=[float(v) for v in p.reshape(-1)])
 
 
-def camera_info_from_intrinsics(intrinsics: Intrinsics, header: Header) -> CameraInfo:
+def camera_info_from_intrinsics(intrinsics: Intrinsics,
+                                header: Optional[Header] = None) -> CameraInfo:
     """A CameraInfo (plumb_bob, no distortion, identity R, P = [K | 0]) for pinhole intrinsics."""
     fx, fy, cx, cy = intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy
-    return CameraInfo(header=header, width=int(intrinsics.width), height=int(intrinsics.height),
+    return CameraInfo(header=header or Header(), width=int(intrinsics.width),
+                      height=int(intrinsics.height),
                       distortion_model='plumb_bob', d=[0.0] * 5, r=IDENTITY_ROTATION,
                       k=[float(v) for v in intrinsics.camera_matrix().reshape(-1)],
                       p=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
@@ -254,6 +259,15 @@ def points_to_cloud(points: np.ndarray, header: Header,
                                for name, offset, datatype in fields],
                        point_step=point_step, row_step=point_step * width, is_dense=False,
                        data=_as_uint8_array(data))
+
+
+def cloud_points(data: bytes) -> np.ndarray:
+    """A serialized PointCloud2 (a raw subscription's bytes) -> its points (H, W, 3) metres."""
+    cloud = deserialize_message(data, PointCloud2)
+    fields = [(f.name, f.offset, f.datatype) for f in cloud.fields]
+    points = unpack_cloud(bytes(cloud.data), fields, cloud.point_step, cloud.height,
+                          cloud.width)  # (H, W) structured
+    return np.stack([points['x'], points['y'], points['z']], axis=-1)
 
 
 def depth_to_cloud(depth: np.ndarray, info: CameraInfo, header: Header,
@@ -279,3 +293,66 @@ def camera_info_from_yaml(path: Union[str, Path], header: Optional[Header] = Non
     """Read a ROS camera_info YAML file into a CameraInfo."""
     with open(path, encoding='utf-8') as stream:
         return camera_info_from_dict(yaml.safe_load(stream), header)
+
+
+def _bag_field(source: Any, name: str) -> Any:
+    """A field of a rosbags message by its ROS 2 name, or its ROS 1 name (CameraInfo's K, P)."""
+    for candidate in (name, name.upper()):
+        if hasattr(source, candidate):
+            return getattr(source, candidate)
+    return None
+
+
+def message_from_bag(source: Any, message_type: type) -> Any:
+    """Copy a message deserialized by rosbags (ROS 1 or ROS 2 layout) into an rclpy message.
+
+    Fields are matched by name (ROS 1 upper-case names too); fields the target lacks (ROS 1
+    Header.seq) are dropped, missing ones keep their defaults.
+    """
+    message = message_type()
+    for name in message_type.get_fields_and_field_types():
+        value = _bag_field(source, name)
+        if value is None:
+            continue
+        current = getattr(message, name)
+        if hasattr(type(current), 'get_fields_and_field_types'):
+            setattr(message, name, message_from_bag(value, type(current)))
+        elif isinstance(value, np.ndarray):
+            if name == 'data' and value.dtype == np.uint8:
+                setattr(message, name, _as_uint8_array(value))
+            else:
+                setattr(message, name, [float(v) for v in value.reshape(-1)])
+        else:
+            setattr(message, name, value)
+    return message
+
+
+def camera_info_from_bag(source: Any) -> CameraInfo:
+    """A rosbags CameraInfo (ROS 1 or ROS 2) -> rclpy CameraInfo."""
+    return message_from_bag(source, CameraInfo)
+
+
+def image_from_bag(source: Any, message_type: str,
+                   keep_compressed: bool = False) -> Union[Image, CompressedImage]:
+    """A rosbags Image or CompressedImage (`message_type` 'sensor_msgs/msg/...') -> the rclpy
+    message. A CompressedImage (jpeg/png) is decoded to a bgr8 Image as the node decodes one
+    (ImageEncodingError, a ValueError, when it cannot be), unless `keep_compressed`."""
+    if message_type != 'sensor_msgs/msg/CompressedImage':
+        return message_from_bag(source, Image)
+    if keep_compressed:
+        return message_from_bag(source, CompressedImage)
+    rgb = compressed_to_rgb(source.format, source.data)  # (H, W, 3)
+    return rgb_to_image(rgb, message_from_bag(source.header, Header), 'bgr8')
+
+
+def image_to_compressed(image: Image, codec: str = 'jpeg', jpeg_quality: int = 95
+                        ) -> CompressedImage:
+    """An Image -> CompressedImage as image_transport's compressed plugin writes it (the pixels
+    in BGR order, format `bgr8; <codec> compressed bgr8`), with the same header."""
+    bgr = np.ascontiguousarray(image_to_rgb(image)[..., ::-1])  # (H, W, 3)
+    options = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if codec == 'jpeg' else []
+    ok, data = cv2.imencode('.jpg' if codec == 'jpeg' else '.png', bgr, options)
+    if not ok:
+        raise ValueError(f'OpenCV cannot encode a {image.width}x{image.height} frame as {codec}')
+    return CompressedImage(header=image.header, format=f'bgr8; {codec} compressed bgr8',
+                           data=_as_uint8_array(data.tobytes()))

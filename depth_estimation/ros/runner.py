@@ -9,6 +9,7 @@ rclpy.
 from __future__ import annotations
 
 from contextlib import contextmanager
+import importlib
 import re
 import signal
 import sys
@@ -20,7 +21,6 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 import rclpy.logging
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import get_default_context, remove_ros_args
 
@@ -90,9 +90,10 @@ def publishers_reliable(node: Node, topic: str) -> bool:
         p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
 
 
-def deserialize(data: bytes, message_type: type) -> Any:
-    """A message of `message_type` from its serialized CDR bytes (a raw subscription's data)."""
-    return deserialize_message(data, message_type)
+def message_class(type_name: str) -> type:
+    """The message class of a ROS type name as the graph gives it ('sensor_msgs/msg/Image')."""
+    package, kind, name = type_name.split('/')
+    return getattr(importlib.import_module(f'{package}.{kind}'), name)
 
 
 def interrupt_on_signals() -> None:
@@ -154,6 +155,6 @@ def shut_down_after(node: Any, summary: Optional[Callable[[], str]] = None
         stop_node(node, executor)
 
 
-__all__ = ['SENSOR_DATA_QOS', 'argument_error', 'create_node', 'deserialize',
-           'interrupt_on_signals', 'node_executor', 'program_arguments', 'publishers_reliable',
+__all__ = ['SENSOR_DATA_QOS', 'argument_error', 'create_node', 'interrupt_on_signals',
+           'message_class', 'node_executor', 'program_arguments', 'publishers_reliable',
            'qos_profile', 'run_node', 'shut_down_after', 'start_node', 'stop_node']

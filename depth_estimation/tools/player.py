@@ -19,7 +19,6 @@ import sys
 import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-import numpy as np
 
 from depth_estimation.tools.sources import (folder_files, Frame, IMAGE_SUFFIXES, iter_frames,
                                             VIDEO_SUFFIXES, video_properties)
@@ -43,68 +42,6 @@ class PlayerError(ValueError):
     """A source that cannot be played, with what is wrong."""
 
 
-# Message conversion ---------------------------------------------------------------------------
-
-def _field(source: Any, name: str) -> Any:
-    """A field of a rosbags message by its ROS 2 name, or its ROS 1 name (CameraInfo's K, P)."""
-    for candidate in (name, name.upper()):
-        if hasattr(source, candidate):
-            return getattr(source, candidate)
-    return None
-
-
-def to_rclpy(source: Any, message_type: type) -> Any:
-    """Copy a message deserialized by rosbags (ROS 1 or ROS 2 layout) into an rclpy message.
-
-    Fields are matched by name (ROS 1 upper-case names too); fields the target lacks (ROS 1
-    Header.seq) are dropped, missing ones keep their defaults.
-    """
-    message = message_type()
-    for name in message_type.get_fields_and_field_types():
-        value = _field(source, name)
-        if value is None:
-            continue
-        current = getattr(message, name)
-        if hasattr(type(current), 'get_fields_and_field_types'):
-            setattr(message, name, to_rclpy(value, type(current)))
-        elif isinstance(value, np.ndarray):
-            if name == 'data' and value.dtype == np.uint8:
-                from depth_estimation.ros.conversions import _as_uint8_array
-
-                setattr(message, name, _as_uint8_array(value))
-            else:
-                setattr(message, name, [float(v) for v in value.reshape(-1)])
-        else:
-            setattr(message, name, value)
-    return message
-
-
-def compressed_to_image(source: Any, header: Any) -> Any:
-    """A rosbags CompressedImage (jpeg/png) -> rclpy Image bgr8 with `header`, decoded as the
-    node decodes one (ImageEncodingError, a ValueError, when it cannot be)."""
-    from depth_estimation.pipeline.image_decoding import compressed_to_rgb
-    from depth_estimation.ros.conversions import rgb_to_image
-
-    return rgb_to_image(compressed_to_rgb(source.format, source.data), header, 'bgr8')
-
-
-def image_to_compressed(image: Any, codec: str = 'jpeg', jpeg_quality: int = 95) -> Any:
-    """An rclpy Image -> CompressedImage as image_transport's compressed plugin writes it (the
-    pixels in BGR order, format `bgr8; <codec> compressed bgr8`), with the same header."""
-    import cv2
-    from sensor_msgs.msg import CompressedImage
-
-    from depth_estimation.ros.conversions import _as_uint8_array, image_to_rgb
-
-    bgr = np.ascontiguousarray(image_to_rgb(image)[..., ::-1])  # (H, W, 3)
-    options = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if codec == 'jpeg' else []
-    ok, data = cv2.imencode('.jpg' if codec == 'jpeg' else '.png', bgr, options)
-    if not ok:
-        raise PlayerError(f'OpenCV cannot encode a {image.width}x{image.height} frame as {codec}')
-    return CompressedImage(header=image.header, format=f'bgr8; {codec} compressed bgr8',
-                           data=_as_uint8_array(data.tobytes()))
-
-
 # Sources --------------------------------------------------------------------------------------
 
 class FileSource:
@@ -118,13 +55,12 @@ class FileSource:
         self.frame_id = frame_id or DEFAULT_FRAME_ID
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        from std_msgs.msg import Header
-
         from depth_estimation.ros.conversions import rgb_to_image
 
         frames = (item for item in iter_frames(self.paths) if isinstance(item, Frame))
         for index, frame in enumerate(frames):
-            image = rgb_to_image(frame.rgb, Header(frame_id=self.frame_id))
+            image = rgb_to_image(frame.rgb)
+            image.header.frame_id = self.frame_id
             yield SourceFrame(int(index * self.period_ns), image, self.camera_info)
 
 
@@ -214,7 +150,7 @@ class BagSource:
         self.keep_compressed = keep_compressed  # CompressedImage messages go out as they are
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+        from depth_estimation.ros.conversions import camera_info_from_bag, image_from_bag
 
         topics = {self.image_topic, self.camera_info_topic} - {None}
         latest_info: Optional[Any] = None
@@ -223,16 +159,9 @@ class BagSource:
             for connection, time_ns, raw in reader.messages(connections=connections):
                 message = reader.deserialize(raw, connection.msgtype)
                 if connection.msgtype == CAMERA_INFO_TYPE:
-                    latest_info = to_rclpy(message, CameraInfo)
+                    latest_info = camera_info_from_bag(message)
                     continue
-                if connection.msgtype == 'sensor_msgs/msg/CompressedImage' and \
-                        self.keep_compressed:
-                    image = to_rclpy(message, CompressedImage)
-                elif connection.msgtype == 'sensor_msgs/msg/CompressedImage':
-                    header = to_rclpy(message.header, type(Image().header))
-                    image = compressed_to_image(message, header)
-                else:
-                    image = to_rclpy(message, Image)
+                image = image_from_bag(message, connection.msgtype, self.keep_compressed)
                 if self.frame_id:
                     image.header.frame_id = self.frame_id
                 yield SourceFrame(int(time_ns), image, latest_info)
@@ -346,8 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[Any]:
-    from std_msgs.msg import Header
-
     from depth_estimation.pipeline.intrinsics import intrinsics_from_parameters
     from depth_estimation.ros.conversions import (camera_info_from_intrinsics,
                                                   camera_info_from_yaml)
@@ -358,13 +285,12 @@ def _camera_info_for_files(args: argparse.Namespace, source: Any) -> Optional[An
         first = next(iter(source))
         intrinsics = intrinsics_from_parameters(first.image.width, first.image.height,
                                                 horizontal_fov_deg=args.horizontal_fov)
-        return camera_info_from_intrinsics(intrinsics, Header())
+        return camera_info_from_intrinsics(intrinsics)
     return None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-
+    from depth_estimation.ros.camera_topics import CameraTopics
     from depth_estimation.ros.runner import (program_arguments, qos_profile, SENSOR_DATA_QOS,
                                              shut_down_after, start_node)
 
@@ -384,21 +310,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     node = start_node('depth_estimation_player', ['player'] + argv)
     qos = qos_profile(reliable=True, depth=5) if args.reliable else SENSOR_DATA_QOS
-    image_publisher = (node.create_publisher(CompressedImage, node.resolve_topic_name('image')
-                                             + '/compressed', qos) if compressed
-                       else node.create_publisher(Image, 'image', qos))
-    info_publisher = node.create_publisher(CameraInfo, 'camera_info', qos)
+    topics = CameraTopics(node, qos, args.transport, codec=args.compressed_format,
+                          jpeg_quality=args.jpeg_quality)
 
     def publish(frame: SourceFrame) -> None:
-        image = frame.image
-        if compressed and isinstance(image, Image):
-            image = image_to_compressed(image, args.compressed_format, args.jpeg_quality)
-        if not args.keep_stamps:
-            image.header.stamp = node.get_clock().now().to_msg()
-        if frame.camera_info is not None:
-            frame.camera_info.header = image.header
-            info_publisher.publish(frame.camera_info)
-        image_publisher.publish(image)
+        topics.publish(frame.image, frame.camera_info, restamp=not args.keep_stamps)
 
     started = time.monotonic()
     published = 0
@@ -412,11 +328,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with shut_down_after(node, summary):  # Ctrl-C while waiting or playing ends the same way
         if args.wait_for_subscriber > 0:
             node.get_logger().info(f'waiting up to {args.wait_for_subscriber:g} s for a '
-                                   f'subscriber on {image_publisher.topic_name}')
+                                   f'subscriber on {topics.image_topic}')
         deadline = time.monotonic() + args.wait_for_subscriber
-        while image_publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while topics.subscribers() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        node.get_logger().info(f'playing {describe} on {image_publisher.topic_name}'
+        node.get_logger().info(f'playing {describe} on {topics.image_topic}'
                                f'{" (loop)" if args.loop else ""}')
         started = time.monotonic()
         try:

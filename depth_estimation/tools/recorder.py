@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 import sys
 import time
@@ -46,7 +45,7 @@ class McapRecorder:
 
     def poll(self) -> list[str]:
         """Subscribe to wanted topics that now have a publisher; returns the new ones."""
-        from depth_estimation.ros.runner import publishers_reliable, qos_profile
+        from depth_estimation.ros.runner import message_class, publishers_reliable, qos_profile
 
         added = []
         for topic, types in self.node.get_topic_names_and_types():
@@ -62,10 +61,8 @@ class McapRecorder:
             connection = self.writer.add_connection(topic, type_name, typestore=self.typestore)
             self._connections[topic] = connection
             self.counts[topic] = 0
-            package, kind, name = type_name.split('/')  # 'sensor_msgs/msg/Image'
-            message_type = getattr(importlib.import_module(f'{package}.{kind}'), name)
             self._subscriptions.append(self.node.create_subscription(
-                message_type, topic,
+                message_class(type_name), topic,
                 lambda data, topic=topic: self._write(topic, data), qos, raw=True))
             added.append(topic)
         return added

@@ -17,11 +17,8 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
-from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header
-
-from depth_estimation.ros.conversions import (camera_info_from_intrinsics, depth_to_image,
-                                              rgb_to_image)
+from depth_estimation.ros.camera_topics import CameraTopics
+from depth_estimation.ros.conversions import camera_info_from_intrinsics, rgb_to_image
 from depth_estimation.ros.runner import create_node, qos_profile, run_node
 from depth_estimation.sim.camera import CameraModel
 from depth_estimation.sim.scenes import SimFrame, SimulatedCamera
@@ -64,10 +61,8 @@ class SimCamera:
                                       interval=1.0 / float(values['rate']), camera=camera,
                                       first_scene=int(values['first_scene']))
         qos = qos_profile(values['reliability'] == 'reliable', depth=5)
-        self.image_publisher = node.create_publisher(Image, 'image', qos)
-        self.info_publisher = node.create_publisher(CameraInfo, 'camera_info', qos)
-        self.depth_publisher = (node.create_publisher(Image, 'ground_truth/depth', qos)
-                                if values['publish_ground_truth'] else None)
+        self.topics = CameraTopics(node, qos, truth_topic='ground_truth/depth'
+                                   if values['publish_ground_truth'] else None)
         self.published = 0
         self._scene: Optional[int] = None
         self.timer = node.create_timer(1.0 / float(values['rate']), self._tick)
@@ -89,16 +84,14 @@ class SimCamera:
             self.node.get_logger().info(f'room {frame.scene} (seed {self.camera.seed})')
         self.publish(frame, render_seconds=time.perf_counter() - started)
 
-    def publish(self, frame: SimFrame, render_seconds: float = 0.0) -> Header:
-        """Publish one frame stamped now; returns its header."""
-        header = Header(frame_id=self.frame_id, stamp=self.node.get_clock().now().to_msg())
-        self.info_publisher.publish(camera_info_from_intrinsics(frame.intrinsics, header))
-        if self.depth_publisher is not None:
-            self.depth_publisher.publish(depth_to_image(frame.depth, header))
-        self.image_publisher.publish(rgb_to_image(frame.rgb, header, encoding='rgb8'))
+    def publish(self, frame: SimFrame, render_seconds: float = 0.0) -> int:
+        """Publish one frame stamped now; returns its stamp (ns)."""
+        stamp = self.topics.publish(rgb_to_image(frame.rgb, encoding='rgb8'),
+                                    camera_info_from_intrinsics(frame.intrinsics),
+                                    truth=frame.depth, frame_id=self.frame_id)
         self.published += 1
         self.node.get_logger().debug(f'{frame.name} rendered in {render_seconds * 1e3:.0f} ms')
-        return header
+        return stamp
 
     def close(self) -> None:
         """Free the renderer (the timer stops with the node)."""

@@ -52,9 +52,7 @@ class DemoGraph:
 
     def __init__(self, node: Any, source: Source, statistics: DemoStatistics,
                  record_path: Optional[Path], record_topics: tuple[str, ...]) -> None:
-        from sensor_msgs.msg import Image, PointCloud2
-
-        from depth_estimation.ros.runner import qos_profile
+        from depth_estimation.ros.runner import message_class, qos_profile
 
         self.source = source
         self.statistics = statistics
@@ -77,11 +75,13 @@ class DemoGraph:
         self.snapshots: list[Snapshot] = []
         self.snapshot_due: list[float] = []  # seconds (or frame counts) of the next snapshots
         self.snapshot_by_frames = False
-        self.node.create_subscription(Image, source.image_topic, self._on_image, qos)
-        self.node.create_subscription(Image, 'depth/image', self._on_depth, reliable)
-        self.node.create_subscription(PointCloud2, 'points', self._on_points, reliable, raw=True)
+        image = message_class('sensor_msgs/msg/Image')
+        self.node.create_subscription(image, source.image_topic, self._on_image, qos)
+        self.node.create_subscription(image, 'depth/image', self._on_depth, reliable)
+        self.node.create_subscription(message_class('sensor_msgs/msg/PointCloud2'), 'points',
+                                      self._on_points, reliable, raw=True)
         if source.truth_topic is not None:
-            self.node.create_subscription(Image, source.truth_topic, self._on_truth, reliable)
+            self.node.create_subscription(image, source.truth_topic, self._on_truth, reliable)
         self.recorder = None
         self.next_poll = 0.0  # monotonic seconds of the recorder's next look for new topics
         if record_path is not None:
@@ -175,20 +175,13 @@ class DemoGraph:
 
     def attach_points(self) -> None:
         """Give each snapshot the node's point cloud of the same stamp, once it has arrived."""
-        from sensor_msgs.msg import PointCloud2
-
-        from depth_estimation.geometry import unpack_cloud
-        from depth_estimation.ros.runner import deserialize
+        from depth_estimation.ros.conversions import cloud_points
 
         for snapshot in self.snapshots:
             data = self.points.get(snapshot.stamp_ns)
             if snapshot.points is not None or data is None:
                 continue
-            cloud = deserialize(data, PointCloud2)
-            fields = [(f.name, f.offset, f.datatype) for f in cloud.fields]
-            points = unpack_cloud(bytes(cloud.data), fields, cloud.point_step, cloud.height,
-                                  cloud.width)  # (H, W) structured
-            snapshot.points = np.stack([points['x'], points['y'], points['z']], axis=-1)
+            snapshot.points = cloud_points(data)  # (H, W, 3) metres
 
     def close(self) -> Optional[dict[str, Any]]:
         recording = None
@@ -231,13 +224,13 @@ class FramePublisher:
 
     def __init__(self, node: Any, frames: list[tuple[Any, Any, Optional[np.ndarray]]],
                  rate: float, on_truth: Callable[[int, np.ndarray], None]) -> None:
-        from sensor_msgs.msg import CameraInfo, Image
+        from depth_estimation.ros.camera_topics import CameraTopics
+        from depth_estimation.ros.runner import qos_profile
 
         if not frames:
             raise FileNotFoundError('no frames to publish are installed')
-        self.node, self.frames, self.period, self.on_truth = node, frames, 1.0 / rate, on_truth
-        self.image_publisher = node.create_publisher(Image, 'image', 5)
-        self.info_publisher = node.create_publisher(CameraInfo, 'camera_info', 5)
+        self.frames, self.period, self.on_truth = frames, 1.0 / rate, on_truth
+        self.topics = CameraTopics(node, qos_profile(reliable=True, depth=5))
         self.count = 0
         self.next_time = 0.0
         self.last: Optional[tuple[int, float]] = None  # (stamp ns, seconds) of the newest frame
@@ -252,12 +245,7 @@ class FramePublisher:
         index = self.count % len(self.frames)
         self.count += 1
         image, info, truth = self.frames[index]
-        image.header.stamp = self.node.get_clock().now().to_msg()
-        image.header.frame_id = 'camera_color_optical_frame'
-        self.last = (_stamp(image), now)
+        # Nothing is received between publishing and on_truth: callbacks run in this thread.
+        self.last = (self.topics.publish(image, info, frame_id='camera_color_optical_frame'), now)
         if truth is not None:
             self.on_truth(self.last[0], truth)
-        if info is not None:
-            info.header = image.header
-            self.info_publisher.publish(info)
-        self.image_publisher.publish(image)
