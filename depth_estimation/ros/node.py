@@ -19,7 +19,6 @@ from typing import Any, Callable, Optional, Sequence
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Header
 
@@ -34,11 +33,9 @@ from depth_estimation.ros.diagnostics import model_identity, node_diagnostics
 from depth_estimation.ros.inputs import LatestInputs
 from depth_estimation.ros.outputs import create_stages, OutputStage
 from depth_estimation.ros.parameters import NodeParameters, NodeSettings
-from depth_estimation.ros.runner import run_node
+from depth_estimation.ros.runner import qos_profile, run_node, SENSOR_DATA_QOS
 
 NODE_NAME = 'depth_estimation_node'
-RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
-               'best_effort': ReliabilityPolicy.BEST_EFFORT}
 WARN_THROTTLE_S = 5.0
 SPARSE_INPUTS = {'sparse_depth': (Image, sparse_sample_from_image),
                  'scan': (LaserScan, sparse_sample_from_scan)}
@@ -151,8 +148,7 @@ class DepthEstimationLifecycleNode(LifecycleNode):
         self._identity = identity = model_identity(settings.model_path,
                                                    self.pipeline.backend.describe())
         capabilities = frozenset({'confidence'} if self.pipeline.has_confidence else ())
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.publisher_depth,
-                         reliability=RELIABILITY[settings.publisher_reliability])
+        qos = qos_profile(settings.publisher_reliability == 'reliable', settings.publisher_depth)
         self.stages = create_stages(settings, capabilities, lambda kind, topic: (
             self.create_lifecycle_publisher(kind, topic, qos)))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -177,7 +173,7 @@ class DepthEstimationLifecycleNode(LifecycleNode):
             topics.append((kind, anchoring, partial(self._store_sample, topic=anchoring,
                                                     convert=convert)))
         self._input_subscriptions = [
-            self.create_subscription(kind, topic, callback, qos_profile_sensor_data)
+            self.create_subscription(kind, topic, callback, SENSOR_DATA_QOS)
             for kind, topic, callback in topics]
         self._inputs.start(self._process_safely)
         self._active = True

@@ -46,9 +46,15 @@ def start_node(name: str, args: Optional[Sequence[str]] = None, domain_id: Optio
     and without its signal handlers, and a plain node `name` on it. With `own_context`, the node
     gets a context of its own (in `domain_id`), which `stop_node` destroys."""
     context = Context() if own_context else None
+    _init(args, context, domain_id)
+    return create_node(name, context)
+
+
+def _init(args: Optional[Sequence[str]], context: Optional[Context] = None,
+          domain_id: Optional[int] = None) -> None:
+    """rclpy.init without rclpy's signal handlers (`interrupt_on_signals` takes SIGINT/SIGTERM)."""
     rclpy.init(args=None if args is None else list(args), context=context, domain_id=domain_id,
                signal_handler_options=SignalHandlerOptions.NO)
-    return create_node(name, context)
 
 
 def create_node(name: str, context: Optional[Context] = None) -> Node:
@@ -116,7 +122,7 @@ def run_node(make_node: Callable[[], Any], name: str, refused: type[Exception],
     `refused` (logged as one error), 2 for arguments rcl cannot parse.
     """
     try:  # rcl parses --ros-args here; a bad one raises its RCLError
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        _init(args)
     except Exception as error:  # noqa: B902 (rclpy's RCLError is not public)
         print(f'{name}: invalid arguments: {argument_error(error)} ({ARGUMENTS_HELP})',
               file=sys.stderr)
